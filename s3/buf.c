@@ -119,6 +119,13 @@ size_t buf_len(const struct buf *b)
 char *buf_take(struct buf *b)
 {
 	char *p = b->ptr;
+
+	/* "NULL if empty" (buf.h), also when memory is held after a reset or a
+	 * zero-length append. */
+	if (b->len == 0) {
+		free(p);
+		p = NULL;
+	}
 	b->ptr = NULL;
 	b->len = 0;
 	b->alloc = 0;

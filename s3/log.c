@@ -40,7 +40,7 @@ int log_parse_level(const char *s, enum log_level *out_lvl)
 		const char *name;
 		enum log_level lvl;
 	} names[] = {
-		{ "error", LOG_LVL_ERROR }, { "err", LOG_LVL_ERROR },	{ "crit", LOG_LVL_ERROR },
+		{ "error", LOG_LVL_ERROR }, { "err", LOG_LVL_ERROR },	 { "crit", LOG_LVL_ERROR },
 		{ "warn", LOG_LVL_WARN },   { "warning", LOG_LVL_WARN }, { "info", LOG_LVL_INFO },
 		{ "debug", LOG_LVL_DEBUG }, { "dbg", LOG_LVL_DEBUG },
 	};
@@ -94,9 +94,12 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 
 bool log_header_is_secret(const char *name, size_t len)
 {
-	static const char *const secret[] = { "authorization", "x-amz-security-token",
-					      "x-aws-ec2-metadata-token", "proxy-authorization",
-					      "cookie", "set-cookie" };
+	static const char *const secret[] = { "authorization",
+					      "x-amz-security-token",
+					      "x-aws-ec2-metadata-token",
+					      "proxy-authorization",
+					      "cookie",
+					      "set-cookie" };
 	for (size_t i = 0; i < ARRAY_SIZE(secret); i++) {
 		if (strlen(secret[i]) == len && strncasecmp(name, secret[i], len) == 0)
 			return true;

@@ -11,6 +11,7 @@
 #ifndef S3VFS_AWS_H
 #define S3VFS_AWS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -23,9 +24,10 @@ struct creds_provider;
 
 /* Where and how to sign: one per service endpoint. Strings borrowed. */
 struct aws_endpoint {
-	const char *base_url; /* "http://127.0.0.1:7480", "https://bucket.s3.eu-west-1.amazonaws.com" */
-	const char *host;     /* Host header value, e.g. "127.0.0.1:7480" */
-	const char *service;  /* "s3", "dynamodb" */
+	const char *
+		base_url; /* "http://127.0.0.1:7480", "https://bucket.s3.eu-west-1.amazonaws.com" */
+	const char *host; /* Host header value, e.g. "127.0.0.1:7480" */
+	const char *service; /* "s3", "dynamodb" */
 	const char *region;
 	unsigned sign_flags; /* SIGV4_* */
 	bool json_errors;    /* DynamoDB: error bodies are JSON, else S3 XML */
@@ -33,8 +35,8 @@ struct aws_endpoint {
 
 struct aws_call {
 	const char *method;
-	const char *path;  /* encoded, starting with '/' */
-	const char *query; /* encoded "a=b&c=d", NULL for none */
+	const char *path;	    /* encoded, starting with '/' */
+	const char *query;	    /* encoded "a=b&c=d", NULL for none */
 	const char *const *headers; /* extra "Name: value" lines, sent and signed */
 	size_t nheaders;
 	const struct http_body *body; /* NULL for none */
@@ -46,10 +48,13 @@ struct aws_call {
 };
 
 struct aws_client {
-	struct http_client *http;   /* borrowed */
+	struct http_client *http;     /* borrowed */
 	struct creds_provider *creds; /* borrowed */
-	struct stats *stats;	    /* borrowed, may be NULL */
+	struct stats *stats;	      /* borrowed, may be NULL */
 	struct retry_policy retry;
+	/* Server time minus our time, learnt from a RequestTimeTooSkewed reply
+	 * and added to the signing clock. Zero-initialize. */
+	_Atomic long clock_skew_s;
 };
 
 /*

@@ -6,8 +6,8 @@
 #ifndef S3VFS_COMPILER_H
 #define S3VFS_COMPILER_H
 
-#define WARN_UNUSED	    __attribute__((warn_unused_result))
-#define PRINTF_LIKE(f, a)   __attribute__((format(printf, f, a)))
-#define ARRAY_SIZE(a)	    (sizeof(a) / sizeof((a)[0]))
+#define WARN_UNUSED	  __attribute__((warn_unused_result))
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#define ARRAY_SIZE(a)	  (sizeof(a) / sizeof((a)[0]))
 
 #endif

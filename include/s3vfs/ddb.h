@@ -26,8 +26,9 @@
 struct creds_provider;
 
 struct ddb_config {
-	const char *endpoint; /* "http://127.0.0.1:8000"; NULL: https://dynamodb.REGION.amazonaws.com */
-	const char *region;   /* NULL: us-east-1 */
+	const char *
+		endpoint; /* "http://127.0.0.1:8000"; NULL: https://dynamodb.REGION.amazonaws.com */
+	const char *region; /* NULL: us-east-1 */
 };
 
 struct ddb_client;
@@ -55,12 +56,12 @@ int ddb_call(struct ddb_client *c, const char *op, json_t *req, json_t **out_rep
 /* GetItem. -ENOENT if there is no such item; else *out_item (caller decrefs). */
 int ddb_get_item(struct ddb_client *c, const char *table, json_t *key, bool consistent,
 		 json_t **out_item, struct aws_error *err) WARN_UNUSED;
-int ddb_put_item(struct ddb_client *c, const char *table, json_t *item,
-		 const struct ddb_cond *cond, struct aws_error *err) WARN_UNUSED;
+int ddb_put_item(struct ddb_client *c, const char *table, json_t *item, const struct ddb_cond *cond,
+		 struct aws_error *err) WARN_UNUSED;
 /* UpdateItem with update expression (SET ...). out_attrs (ALL_NEW) may be NULL. */
 int ddb_update_item(struct ddb_client *c, const char *table, json_t *key, const char *update,
-		    const struct ddb_cond *cond, json_t **out_attrs, struct aws_error *err)
-	WARN_UNUSED;
+		    const struct ddb_cond *cond, json_t **out_attrs,
+		    struct aws_error *err) WARN_UNUSED;
 int ddb_delete_item(struct ddb_client *c, const char *table, json_t *key,
 		    const struct ddb_cond *cond, struct aws_error *err) WARN_UNUSED;
 /* Query with key condition; every page, calling fn per item (borrowed). */
@@ -78,7 +79,8 @@ int ddb_describe_table(struct ddb_client *c, const char *table, char **out_statu
 int ddb_wait_active(struct ddb_client *c, const char *table, long timeout_ms,
 		    struct aws_error *err) WARN_UNUSED;
 
-/* Parse a DynamoDB error reply ({"__type": "com.amazonaws...#Code", "message": ...}). 0 or -EPROTO. */
+/* Parse a DynamoDB error reply ({"__type": "com.amazonaws...#Code", "message": ...}). 0 or -EPROTO.
+ */
 int ddb_parse_error(const char *data, size_t n, struct aws_error *err) WARN_UNUSED;
 
 /* Attribute value helpers: {"S": s}, {"N": "<n>"}. New references. */

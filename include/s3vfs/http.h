@@ -23,12 +23,12 @@ struct http_client;
 
 struct http_config {
 	long connect_timeout_ms; /* default 10000 */
-	long low_speed_time_s;	 /* abort a transfer slower than low_speed_limit for this long; 30 */
-	long low_speed_limit;	 /* bytes per second; default 1 */
-	long timeout_ms;	 /* whole attempt; 0 = no limit besides low speed (default) */
-	bool insecure;		 /* skip TLS peer/host verification */
-	const char *ca_file;	 /* CA bundle, NULL = system default */
-	bool verbose;		 /* libcurl's own trace to stderr (never with secrets: debug only) */
+	long low_speed_time_s; /* abort a transfer slower than low_speed_limit for this long; 30 */
+	long low_speed_limit;  /* bytes per second; default 1 */
+	long timeout_ms;       /* whole attempt; 0 = no limit besides low speed (default) */
+	bool insecure;	       /* skip TLS peer/host verification */
+	const char *ca_file;   /* CA bundle, NULL = system default */
+	bool verbose;	       /* libcurl's own trace to stderr (never with secrets: debug only) */
 };
 
 void http_config_default(struct http_config *c);
@@ -70,9 +70,10 @@ struct http_response {
 	long status; /* 0 until a status line arrives */
 	struct http_header *headers;
 	size_t nheaders;
-	struct buf body;	/* collected body (2xx without sink, or any non-2xx) */
-	uint64_t sink_bytes;	/* bytes handed to the sink */
+	struct buf body;     /* collected body (2xx without sink, or any non-2xx) */
+	uint64_t sink_bytes; /* bytes handed to the sink */
 	long elapsed_ms;
+	char errmsg[256]; /* transport failure text (libcurl's), "" if none */
 };
 
 void http_response_init(struct http_response *r);

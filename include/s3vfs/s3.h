@@ -24,11 +24,11 @@
 
 struct creds_provider;
 
-#define S3_KEY_MAX	 1024
-#define S3_MAX_META	 64 /* user metadata entries kept from a HEAD/GET */
-#define S3_PART_MIN	 (5u * 1024 * 1024)
-#define S3_PARTS_MAX	 10000
-#define S3_DELETE_BATCH	 1000
+#define S3_KEY_MAX	1024
+#define S3_MAX_META	64 /* user metadata entries kept from a HEAD/GET */
+#define S3_PART_MIN	(5u * 1024 * 1024)
+#define S3_PARTS_MAX	10000
+#define S3_DELETE_BATCH 1000
 
 struct s3_config {
 	const char *endpoint; /* "http://127.0.0.1:7480"; NULL: https://s3.REGION.amazonaws.com */
@@ -54,8 +54,8 @@ struct s3_meta {
 };
 
 struct s3_object_info {
-	uint64_t size;		  /* Content-Length of the object (from Content-Range on a range GET) */
-	char etag[S3_ETAG_MAX];	  /* with quotes, as sent */
+	uint64_t size; /* Content-Length of the object (from Content-Range on a range GET) */
+	char etag[S3_ETAG_MAX]; /* with quotes, as sent */
 	time_t last_modified;
 	char content_type[128];
 	struct s3_meta meta[S3_MAX_META];
@@ -90,11 +90,11 @@ int s3_get(struct s3_client *c, const char *key, const struct s3_get_opts *opts,
 	   void *sink_arg, struct s3_object_info *out, struct aws_error *err) WARN_UNUSED;
 
 struct s3_put_opts {
-	const char *content_type;    /* NULL: none sent (S3 default) */
-	const struct s3_meta *meta;  /* user metadata to set */
+	const char *content_type;   /* NULL: none sent (S3 default) */
+	const struct s3_meta *meta; /* user metadata to set */
 	size_t nmeta;
-	bool content_md5;	     /* send Content-MD5 of the body */
-	const char *if_none_match;   /* "*" = create only */
+	bool content_md5;	   /* send Content-MD5 of the body */
+	const char *if_none_match; /* "*" = create only */
 	const char *if_match;
 };
 
@@ -119,10 +119,10 @@ int s3_copy(struct s3_client *c, const char *src, const char *dst, const struct 
 
 struct s3_list_opts {
 	const char *prefix;
-	const char *delimiter;	/* "/" or NULL */
+	const char *delimiter; /* "/" or NULL */
 	const char *start_after;
 	const char *continuation; /* token from the previous page */
-	int max_keys;		/* 0: server default (1000) */
+	int max_keys;		  /* 0: server default (1000) */
 };
 
 /* One ListObjectsV2 page, parsed while it streams. *out_next (caller frees)
@@ -149,7 +149,8 @@ int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
 		    struct aws_error *err) WARN_UNUSED;
 int s3_mpu_abort(struct s3_client *c, const char *key, const char *upload_id,
 		 struct aws_error *err) WARN_UNUSED;
-/* In-progress uploads under prefix: one callback per upload (key, upload_id, last_modified = initiated). */
+/* In-progress uploads under prefix: one callback per upload (key, upload_id, last_modified =
+ * initiated). */
 int s3_mpu_list(struct s3_client *c, const char *prefix, s3_list_fn fn, void *arg,
 		struct aws_error *err) WARN_UNUSED;
 

@@ -23,16 +23,16 @@
 #include "s3vfs/compiler.h"
 #include "s3vfs/s3_err.h"
 
-#define XML_MAX_DOC	  (32u * 1024 * 1024) /* one reply */
-#define XML_MAX_DEPTH	  32
-#define XML_MAX_TEXT	  4096 /* one element's text (keys are <= 1024 bytes) */
-#define XML_MAX_ENTRIES	  10000 /* per list page */
-#define S3_ETAG_MAX	  80 /* with quotes, "<32 hex>-<parts>" */
+#define XML_MAX_DOC	(32u * 1024 * 1024) /* one reply */
+#define XML_MAX_DEPTH	32
+#define XML_MAX_TEXT	4096  /* one element's text (keys are <= 1024 bytes) */
+#define XML_MAX_ENTRIES 10000 /* per list page */
+#define S3_ETAG_MAX	80    /* with quotes, "<32 hex>-<parts>" */
 
 /* One entry of a list page. Strings borrowed for the callback's duration. */
 struct s3_list_entry {
-	const char *key;       /* Key, or Prefix of a CommonPrefixes entry */
-	bool is_prefix;	       /* a CommonPrefixes entry */
+	const char *key; /* Key, or Prefix of a CommonPrefixes entry */
+	bool is_prefix;	 /* a CommonPrefixes entry */
 	uint64_t size;
 	const char *etag;      /* as sent, with quotes; "" for prefixes */
 	time_t last_modified;  /* 0 for prefixes */
@@ -43,11 +43,11 @@ struct s3_list_entry {
 typedef int (*s3_list_fn)(void *arg, const struct s3_list_entry *e);
 
 struct xml_list_result {
-	bool truncated;			/* IsTruncated */
-	char *next_token;		/* NextContinuationToken (V2), caller frees; NULL */
-	char *next_key_marker;		/* ListMultipartUploads: NextKeyMarker; NULL */
-	char *next_upload_id_marker;	/* ListMultipartUploads: NextUploadIdMarker; NULL */
-	unsigned entries;		/* callbacks made */
+	bool truncated;		     /* IsTruncated */
+	char *next_token;	     /* NextContinuationToken (V2), caller frees; NULL */
+	char *next_key_marker;	     /* ListMultipartUploads: NextKeyMarker; NULL */
+	char *next_upload_id_marker; /* ListMultipartUploads: NextUploadIdMarker; NULL */
+	unsigned entries;	     /* callbacks made */
 };
 void xml_list_result_cleanup(struct xml_list_result *r);
 
@@ -77,8 +77,8 @@ int xml_get_field(const char *data, size_t n, const char *root, const char *fiel
 /* DeleteObjects result: calls fn(arg, key, code) for each <Error> entry.
  * Returns 0 if the document parsed (whatever it listed), else -EPROTO. */
 int xml_parse_delete_result(const char *data, size_t n,
-			    int (*fn)(void *arg, const char *key, const char *code), void *arg)
-	WARN_UNUSED;
+			    int (*fn)(void *arg, const char *key, const char *code),
+			    void *arg) WARN_UNUSED;
 
 /* Parse an HTTP/ISO-8601 time "2013-05-24T00:00:00.000Z". -EINVAL if malformed. */
 int xml_parse_iso8601(const char *s, time_t *out) WARN_UNUSED;

@@ -18,8 +18,7 @@ void unit_check(int ok, const char *expr, const char *file, int line)
 	fprintf(stderr, "FAIL %s:%d: %s\n", file, line, expr);
 }
 
-void unit_check_str(const char *got, const char *want, const char *expr, const char *file,
-		    int line)
+void unit_check_str(const char *got, const char *want, const char *expr, const char *file, int line)
 {
 	if (got && want && strcmp(got, want) == 0) {
 		unit_passed++;

@@ -18,9 +18,9 @@ void unit_check_str(const char *got, const char *want, const char *expr, const c
 		    int line);
 void unit_check_int(long long got, long long want, const char *expr, const char *file, int line);
 
-#define CHECK(c)	   unit_check(!!(c), #c, __FILE__, __LINE__)
-#define CHECK_STR(g, w)	   unit_check_str((g), (w), #g, __FILE__, __LINE__)
-#define CHECK_INT(g, w)	   unit_check_int((long long)(g), (long long)(w), #g, __FILE__, __LINE__)
+#define CHECK(c)	unit_check(!!(c), #c, __FILE__, __LINE__)
+#define CHECK_STR(g, w) unit_check_str((g), (w), #g, __FILE__, __LINE__)
+#define CHECK_INT(g, w) unit_check_int((long long)(g), (long long)(w), #g, __FILE__, __LINE__)
 
 /* Directory of the test data (S3VFS_TESTDATA), never NULL. */
 const char *unit_datadir(void);

@@ -1,0 +1,1059 @@
+// SPDX-License-Identifier: MIT
+/*
+ * s3: the S3 operations of one bucket (see s3.h). Owns the bucket's
+ * endpoint (path-style or virtual-hosted addressing), the encoding of keys
+ * into paths and queries, the request headers of each operation and the
+ * decoding of their replies. Signing, retries and transport live in aws.c
+ * and below; this module knows nothing of files, paths, SQLite or FUSE.
+ */
+#include "s3vfs/s3.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "s3vfs/aws.h"
+#include "s3vfs/log.h"
+#include "s3vfs/sigv4.h"
+
+#define S3_MAX_RESUMES 5
+#define S3_HDR_MAX     (S3_MAX_META + 12)
+
+struct s3_client {
+	struct aws_client ac;
+	struct aws_endpoint ep;
+	char *base_url; /* scheme://host[:port] of requests */
+	char *host;	/* Host header */
+	char *region;
+	char *bucket;
+	bool path_style;
+};
+
+/* ---- set-up ---------------------------------------------------------- */
+
+static bool bucket_name_ok(const char *b)
+{
+	size_t n = strlen(b);
+	if (n < 1 || n > 255)
+		return false;
+	for (const char *p = b; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Split "scheme://host[:port][/]" into scheme and authority. -EINVAL. */
+static int parse_endpoint(const char *url, char **out_scheme, char **out_auth)
+{
+	const char *sep = strstr(url, "://");
+	const char *scheme = "https";
+	size_t slen = 5;
+	const char *auth = url;
+
+	if (sep) {
+		scheme = url;
+		slen = (size_t)(sep - url);
+		auth = sep + 3;
+		if (!((slen == 4 && strncmp(url, "http", 4) == 0) ||
+		      (slen == 5 && strncmp(url, "https", 5) == 0)))
+			return -EINVAL;
+	}
+	size_t alen = strcspn(auth, "/?#");
+	if (alen == 0 || auth[alen] == '?' || auth[alen] == '#' ||
+	    (auth[alen] == '/' && auth[alen + 1] != '\0'))
+		return -EINVAL;
+	for (size_t i = 0; i < alen; i++) {
+		if (auth[i] == '@' || auth[i] == ' ' || (unsigned char)auth[i] < 0x21)
+			return -EINVAL;
+	}
+	*out_scheme = strndup(scheme, slen);
+	*out_auth = strndup(auth, alen);
+	if (!*out_scheme || !*out_auth) {
+		free(*out_scheme);
+		free(*out_auth);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int build_urls(struct s3_client *c, const struct s3_config *cfg)
+{
+	char *scheme = NULL, *auth = NULL;
+	char dflt[128];
+	struct buf b;
+	int rc = 0;
+
+	snprintf(dflt, sizeof(dflt), "https://s3.%s.amazonaws.com", c->region);
+	rc = parse_endpoint(cfg->endpoint ? cfg->endpoint : dflt, &scheme, &auth);
+	if (rc < 0)
+		return rc;
+	buf_init(&b, 1024);
+	if (c->path_style)
+		rc = buf_printf(&b, "%s://%s", scheme, auth);
+	else
+		rc = buf_printf(&b, "%s://%s.%s", scheme, c->bucket, auth);
+	if (rc == 0) {
+		c->base_url = buf_take(&b);
+		c->host = strdup(strstr(c->base_url, "://") + 3);
+		if (!c->host)
+			rc = -ENOMEM;
+	}
+	free(scheme);
+	free(auth);
+	return rc;
+}
+
+int s3_client_new(const struct s3_config *cfg, struct http_client *http,
+		  struct creds_provider *creds, struct stats *stats,
+		  const struct retry_policy *retry, struct s3_client **out)
+{
+	int rc = 0;
+
+	if (!cfg->bucket || !bucket_name_ok(cfg->bucket))
+		return -EINVAL;
+	struct s3_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->ac.http = http;
+	c->ac.creds = creds;
+	c->ac.stats = stats;
+	if (retry)
+		c->ac.retry = *retry;
+	else
+		retry_policy_default(&c->ac.retry);
+	atomic_init(&c->ac.clock_skew_s, 0);
+	c->path_style = cfg->path_style;
+	c->region = strdup(cfg->region ? cfg->region : "us-east-1");
+	c->bucket = strdup(cfg->bucket);
+	if (!c->region || !c->bucket) {
+		rc = -ENOMEM;
+		goto out_err;
+	}
+	rc = build_urls(c, cfg);
+	if (rc < 0)
+		goto out_err;
+	c->ep.base_url = c->base_url;
+	c->ep.host = c->host;
+	c->ep.service = "s3";
+	c->ep.region = c->region;
+	c->ep.sign_flags = SIGV4_CONTENT_SHA256;
+	c->ep.json_errors = false;
+	*out = c;
+	return 0;
+out_err:
+	s3_client_free(c);
+	return rc;
+}
+
+void s3_client_free(struct s3_client *c)
+{
+	if (!c)
+		return;
+	free(c->base_url);
+	free(c->host);
+	free(c->region);
+	free(c->bucket);
+	free(c);
+}
+
+const char *s3_client_bucket(const struct s3_client *c)
+{
+	return c->bucket;
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+void s3_object_info_cleanup(struct s3_object_info *i)
+{
+	for (size_t k = 0; k < i->nmeta; k++) {
+		free(i->meta[k].name);
+		free(i->meta[k].value);
+	}
+	i->nmeta = 0;
+}
+
+const char *s3_object_info_meta(const struct s3_object_info *i, const char *name)
+{
+	for (size_t k = 0; k < i->nmeta; k++) {
+		if (strcmp(i->meta[k].name, name) == 0)
+			return i->meta[k].value;
+	}
+	return NULL;
+}
+
+/* "/bucket/key" (path style) or "/key", key URI-encoded. */
+static int object_path(const struct s3_client *c, const char *key, struct buf *out)
+{
+	int rc = 0;
+
+	if (strlen(key) > S3_KEY_MAX)
+		return -ENAMETOOLONG;
+	buf_init(out, 4 * S3_KEY_MAX + 512);
+	rc = buf_addc(out, '/');
+	if (rc == 0 && c->path_style) {
+		rc = buf_addstr(out, c->bucket);
+		if (rc == 0 && key[0])
+			rc = buf_addc(out, '/');
+	}
+	if (rc == 0)
+		rc = sigv4_uri_encode(out, key, strlen(key), true);
+	return rc;
+}
+
+/* Append "&name=value" (value encoded; no '&' before the first). */
+static int query_add(struct buf *q, const char *name, const char *value)
+{
+	int rc = 0;
+
+	if (!value)
+		return 0;
+	if (buf_len(q))
+		rc = buf_addc(q, '&');
+	if (rc == 0)
+		rc = buf_addstr(q, name);
+	if (rc == 0)
+		rc = buf_addc(q, '=');
+	if (rc == 0)
+		rc = sigv4_uri_encode(q, value, strlen(value), false);
+	return rc;
+}
+
+/* A header line list that owns its strings. */
+struct hdrs {
+	char *line[S3_HDR_MAX];
+	size_t n;
+};
+
+static void hdrs_cleanup(struct hdrs *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		free(h->line[i]);
+	h->n = 0;
+}
+
+/* Values with CR, LF or NUL could inject headers: refuse them. */
+static bool header_value_ok(const char *v)
+{
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+		if (*p == '\r' || *p == '\n')
+			return false;
+	}
+	return true;
+}
+
+static int hdrs_add(struct hdrs *h, const char *name, const char *value)
+{
+	struct buf b;
+	int rc = 0;
+
+	if (!value)
+		return 0;
+	if (h->n >= S3_HDR_MAX)
+		return -E2BIG;
+	if (!header_value_ok(value) || !header_value_ok(name))
+		return -EINVAL;
+	buf_init(&b, 16 * 1024);
+	rc = buf_printf(&b, "%s: %s", name, value);
+	if (rc < 0)
+		return rc;
+	h->line[h->n++] = buf_take(&b);
+	return 0;
+}
+
+static int hdrs_add_put_opts(struct hdrs *h, const struct s3_put_opts *o)
+{
+	char name[160];
+	int rc = 0;
+
+	if (!o)
+		return 0;
+	rc = hdrs_add(h, "Content-Type", o->content_type);
+	for (size_t i = 0; rc == 0 && i < o->nmeta; i++) {
+		const char *n = o->meta[i].name;
+		for (const char *p = n; *p; p++) {
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+			      *p == '_'))
+				return -EINVAL;
+		}
+		if (!n[0] || strlen(n) > 128)
+			return -EINVAL;
+		snprintf(name, sizeof(name), "x-amz-meta-%s", n);
+		rc = hdrs_add(h, name, o->meta[i].value);
+	}
+	return rc;
+}
+
+/* Base64 MD5 of a body (memory or file). */
+static int body_md5_b64(const struct http_body *b, char out[32])
+{
+	unsigned char md[16];
+	unsigned int mdlen = 0;
+	int rc = 0;
+
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx)
+		return -ENOMEM;
+	EVP_DigestInit_ex(ctx, EVP_md5(), NULL);
+	if (b && b->fd < 0) {
+		EVP_DigestUpdate(ctx, b->data, b->len);
+	} else if (b) {
+		char chunk[65536];
+		uint64_t done = 0;
+		while (done < b->len) {
+			size_t want = b->len - done < sizeof(chunk) ? b->len - done : sizeof(chunk);
+			ssize_t got = pread(b->fd, chunk, want, (off_t)(b->offset + done));
+			if (got <= 0) {
+				rc = got < 0 ? -errno : -EIO;
+				goto out;
+			}
+			EVP_DigestUpdate(ctx, chunk, (size_t)got);
+			done += (uint64_t)got;
+		}
+	}
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_EncodeBlock((unsigned char *)out, md, 16);
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
+}
+
+static uint64_t parse_u64(const char *s, bool *ok)
+{
+	char *end = NULL;
+	*ok = false;
+	if (!s || *s < '0' || *s > '9')
+		return 0;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || (*end && *end != '\r'))
+		return 0;
+	*ok = true;
+	return v;
+}
+
+/* Fill info from a HEAD/GET reply's headers. -EPROTO on a malformed length. */
+static int info_from_response(const struct http_response *r, struct s3_object_info *info)
+{
+	const char *v;
+	bool ok = true;
+
+	if (r->status == 304) {
+		info->not_modified = true;
+		return 0;
+	}
+	info->not_modified = false;
+	v = http_response_header(r, "content-range"); /* "bytes a-b/total" */
+	if (v && strchr(v, '/')) {
+		info->size = parse_u64(strchr(v, '/') + 1, &ok);
+	} else {
+		v = http_response_header(r, "content-length");
+		info->size = v ? parse_u64(v, &ok) : 0;
+	}
+	if (!ok)
+		return -EPROTO;
+	v = http_response_header(r, "etag");
+	snprintf(info->etag, sizeof(info->etag), "%s", v ? v : "");
+	v = http_response_header(r, "last-modified");
+	info->last_modified = v ? curl_getdate(v, NULL) : 0;
+	if (info->last_modified < 0)
+		info->last_modified = 0;
+	v = http_response_header(r, "content-type");
+	snprintf(info->content_type, sizeof(info->content_type), "%s", v ? v : "");
+	s3_object_info_cleanup(info);
+	for (size_t i = 0; i < r->nheaders && info->nmeta < S3_MAX_META; i++) {
+		const char *n = r->headers[i].name;
+		if (strncmp(n, "x-amz-meta-", 11) != 0)
+			continue;
+		struct s3_meta *m = &info->meta[info->nmeta];
+		m->name = strdup(n + 11);
+		m->value = strdup(r->headers[i].value);
+		if (!m->name || !m->value) {
+			free(m->name);
+			free(m->value);
+			return -ENOMEM;
+		}
+		info->nmeta++;
+	}
+	return 0;
+}
+
+/* Perform a call on the bucket; the common tail of every operation. */
+static int call(struct s3_client *c, const char *method, const char *key, const char *query,
+		const struct hdrs *h, const struct http_body *body, const char *payload_hash,
+		enum stat_op op, struct http_response *resp, struct aws_error *err)
+{
+	struct buf path;
+	int rc = 0;
+
+	rc = object_path(c, key, &path);
+	if (rc < 0)
+		return rc;
+	struct aws_call ac = {
+		.method = method,
+		.path = buf_str(&path),
+		.query = query && query[0] ? query : NULL,
+		.headers = h ? (const char *const *)h->line : NULL,
+		.nheaders = h ? h->n : 0,
+		.body = body,
+		.payload_hash = payload_hash,
+		.op = op,
+	};
+	rc = aws_perform(&c->ac, &c->ep, &ac, resp, err);
+	buf_cleanup(&path);
+	return rc;
+}
+
+static void copy_etag(const struct http_response *r, char *out)
+{
+	const char *v = http_response_header(r, "etag");
+	if (out)
+		snprintf(out, S3_ETAG_MAX, "%s", v ? v : "");
+}
+
+/* ---- objects ------------------------------------------------------------ */
+
+int s3_head(struct s3_client *c, const char *key, const char *if_none_match,
+	    struct s3_object_info *out, struct aws_error *err)
+{
+	struct http_response r;
+	struct hdrs h = { 0 };
+	int rc = 0;
+
+	http_response_init(&r);
+	rc = hdrs_add(&h, "If-None-Match", if_none_match);
+	if (rc == 0)
+		rc = call(c, "HEAD", key, NULL, &h, NULL, NULL, STAT_HEAD, &r, err);
+	if (rc == 0)
+		rc = info_from_response(&r, out);
+	hdrs_cleanup(&h);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+struct get_state {
+	const struct s3_get_opts *opts;
+	uint64_t done; /* bytes delivered to the sink over all attempts */
+	char etag[S3_ETAG_MAX];
+	bool have_info;
+};
+
+static int get_headers(const struct get_state *g, struct hdrs *h)
+{
+	uint64_t start = g->opts->offset + g->done;
+	char range[64];
+	int rc = 0;
+
+	if (start > 0 || g->opts->len > 0) {
+		if (g->opts->len > 0)
+			snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, start,
+				 g->opts->offset + g->opts->len - 1);
+		else
+			snprintf(range, sizeof(range), "bytes=%" PRIu64 "-", start);
+		rc = hdrs_add(h, "Range", range);
+	}
+	if (rc == 0 && g->have_info && g->etag[0])
+		rc = hdrs_add(h, "If-Match", g->etag); /* resume: same version only */
+	else if (rc == 0)
+		rc = hdrs_add(h, "If-Match", g->opts->if_match);
+	if (rc == 0 && !g->have_info)
+		rc = hdrs_add(h, "If-None-Match", g->opts->if_none_match);
+	return rc;
+}
+
+/* Did the reply bring every byte it announced? */
+static int get_check_length(const struct http_response *r)
+{
+	const char *v = http_response_header(r, "content-length");
+	bool ok = false;
+	uint64_t want = v ? parse_u64(v, &ok) : r->sink_bytes;
+
+	if (v && !ok)
+		return -EPROTO;
+	return want == r->sink_bytes ? 0 : -EPROTO;
+}
+
+int s3_get(struct s3_client *c, const char *key, const struct s3_get_opts *opts, http_sink_fn sink,
+	   void *sink_arg, struct s3_object_info *out, struct aws_error *err)
+{
+	static const struct s3_get_opts none = { 0 };
+	struct get_state g = { .opts = opts ? opts : &none };
+	struct s3_object_info local = { 0 };
+	int rc = 0;
+
+	if (!out)
+		out = &local;
+	for (int resumes = 0;; resumes++) {
+		struct http_response r;
+		struct hdrs h = { 0 };
+		http_response_init(&r);
+		rc = get_headers(&g, &h);
+		if (rc == 0) {
+			struct buf path;
+			rc = object_path(c, key, &path);
+			if (rc == 0) {
+				struct aws_call ac = {
+					.method = "GET",
+					.path = buf_str(&path),
+					.headers = (const char *const *)h.line,
+					.nheaders = h.n,
+					.sink = sink,
+					.sink_arg = sink_arg,
+					.op = STAT_GET,
+				};
+				rc = aws_perform(&c->ac, &c->ep, &ac, &r, err);
+				buf_cleanup(&path);
+			}
+		}
+		if (rc == 0 && !g.have_info)
+			rc = info_from_response(&r, out);
+		if (rc == 0 && r.status != 304)
+			rc = get_check_length(&r);
+		if (!g.have_info && r.status >= 200 && r.status < 300) {
+			snprintf(g.etag, sizeof(g.etag), "%s", out->etag);
+			g.have_info = true;
+		}
+		g.done += r.sink_bytes;
+		bool resume =
+			rc < 0 && r.sink_bytes > 0 && g.have_info && resumes < S3_MAX_RESUMES &&
+			(rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO || rc == -EIO);
+		if (rc == -EAGAIN && g.done > 0 && r.status == 412)
+			rc = -ESTALE; /* the object changed under a resumed read */
+		hdrs_cleanup(&h);
+		http_response_cleanup(&r);
+		if (!resume)
+			break;
+		log_info("GET %s broke after %" PRIu64 " bytes; resuming", key, g.done);
+	}
+	if (out == &local)
+		s3_object_info_cleanup(&local);
+	return rc;
+}
+
+int s3_put(struct s3_client *c, const char *key, const struct http_body *body,
+	   const struct s3_put_opts *opts, char *out_etag, struct aws_error *err)
+{
+	static const struct http_body empty = { .data = "", .fd = -1 };
+	struct http_response r;
+	struct hdrs h = { 0 };
+	char md5[32];
+	int rc = 0;
+
+	if (!body)
+		body = &empty;
+	http_response_init(&r);
+	rc = hdrs_add_put_opts(&h, opts);
+	if (rc == 0 && opts && opts->content_md5) {
+		rc = body_md5_b64(body, md5);
+		if (rc == 0)
+			rc = hdrs_add(&h, "Content-MD5", md5);
+	}
+	if (rc == 0 && opts)
+		rc = hdrs_add(&h, "If-None-Match", opts->if_none_match);
+	if (rc == 0 && opts)
+		rc = hdrs_add(&h, "If-Match", opts->if_match);
+	if (rc == 0)
+		rc = call(c, "PUT", key, NULL, &h, body, SIGV4_UNSIGNED_PAYLOAD, STAT_PUT, &r, err);
+	if (rc == 0)
+		copy_etag(&r, out_etag);
+	hdrs_cleanup(&h);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+int s3_delete(struct s3_client *c, const char *key, struct aws_error *err)
+{
+	struct http_response r;
+	int rc = 0;
+
+	http_response_init(&r);
+	rc = call(c, "DELETE", key, NULL, NULL, NULL, NULL, STAT_DELETE, &r, err);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+struct delete_errors {
+	struct aws_error *err;
+	unsigned failed;
+};
+
+static int on_delete_error(void *arg, const char *key, const char *code)
+{
+	struct delete_errors *d = arg;
+	if (d->failed++ == 0 && d->err) {
+		snprintf(d->err->code, sizeof(d->err->code), "%s", code);
+		snprintf(d->err->message, sizeof(d->err->message), "delete of %s failed", key);
+	}
+	log_warn("DeleteObjects: %s: %s", key, code);
+	return 0;
+}
+
+static int delete_batch(struct s3_client *c, const char *const *keys, size_t n,
+			struct delete_errors *d, struct aws_error *err)
+{
+	struct http_response r;
+	struct hdrs h = { 0 };
+	struct buf xml;
+	char md5[32];
+	int rc = 0;
+
+	http_response_init(&r);
+	buf_init(&xml, n * (6 * S3_KEY_MAX + 40) + 256);
+	rc = buf_addstr(&xml, "<Delete><Quiet>true</Quiet>");
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = buf_addstr(&xml, "<Object><Key>");
+		if (rc == 0)
+			rc = xml_escape(&xml, keys[i]);
+		if (rc == 0)
+			rc = buf_addstr(&xml, "</Key></Object>");
+	}
+	if (rc == 0)
+		rc = buf_addstr(&xml, "</Delete>");
+	struct http_body body = { .data = buf_str(&xml), .fd = -1, .len = buf_len(&xml) };
+	if (rc == 0)
+		rc = body_md5_b64(&body, md5);
+	if (rc == 0)
+		rc = hdrs_add(&h, "Content-MD5", md5);
+	if (rc == 0)
+		rc = hdrs_add(&h, "Content-Type", "application/xml");
+	if (rc == 0)
+		rc = call(c, "POST", "", "delete", &h, &body, NULL, STAT_DELETE_MULTI, &r, err);
+	if (rc == 0)
+		rc = xml_parse_delete_result(buf_str(&r.body), buf_len(&r.body), on_delete_error,
+					     d);
+	hdrs_cleanup(&h);
+	buf_cleanup(&xml);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+int s3_delete_many(struct s3_client *c, const char *const *keys, size_t n, struct aws_error *err)
+{
+	struct delete_errors d = { .err = err };
+	int rc = 0, first = 0;
+
+	for (size_t i = 0; i < n; i += S3_DELETE_BATCH) {
+		size_t m = n - i < S3_DELETE_BATCH ? n - i : S3_DELETE_BATCH;
+		rc = delete_batch(c, keys + i, m, &d, err);
+		if (rc < 0 && first == 0)
+			first = rc;
+	}
+	if (first == 0 && d.failed > 0)
+		first = -EIO;
+	return first;
+}
+
+/* "x-amz-copy-source: /bucket/encoded-key" */
+static int copy_source(const struct s3_client *c, const char *src, struct hdrs *h)
+{
+	struct buf v;
+	int rc = 0;
+
+	if (strlen(src) > S3_KEY_MAX)
+		return -ENAMETOOLONG;
+	buf_init(&v, 4 * S3_KEY_MAX + 512);
+	rc = buf_printf(&v, "/%s/", c->bucket);
+	if (rc == 0)
+		rc = sigv4_uri_encode(&v, src, strlen(src), true);
+	if (rc == 0)
+		rc = hdrs_add(h, "x-amz-copy-source", buf_str(&v));
+	buf_cleanup(&v);
+	return rc;
+}
+
+/* A copy reply may be 200 with an <Error> body: that is a failure. */
+static int copy_result(const struct http_response *r, const char *root, char *out_etag,
+		       struct aws_error *err)
+{
+	char *etag = NULL;
+	struct aws_error local;
+	if (!err)
+		err = &local;
+	int rc = xml_get_field(buf_str(&r->body), buf_len(&r->body), root, "ETag", &etag, err);
+	if (rc == -EREMOTEIO) {
+		err->status = r->status;
+		return aws_error_errno(err);
+	}
+	if (rc < 0)
+		return -EPROTO;
+	if (out_etag)
+		snprintf(out_etag, S3_ETAG_MAX, "%s", etag);
+	free(etag);
+	return 0;
+}
+
+int s3_copy(struct s3_client *c, const char *src, const char *dst, const struct s3_put_opts *opts,
+	    const char *src_if_match, char *out_etag, struct aws_error *err)
+{
+	struct http_response r;
+	struct hdrs h = { 0 };
+	int rc = 0;
+
+	http_response_init(&r);
+	rc = copy_source(c, src, &h);
+	if (rc == 0)
+		rc = hdrs_add(&h, "x-amz-metadata-directive", opts ? "REPLACE" : "COPY");
+	if (rc == 0)
+		rc = hdrs_add_put_opts(&h, opts);
+	if (rc == 0)
+		rc = hdrs_add(&h, "x-amz-copy-source-if-match", src_if_match);
+	if (rc == 0)
+		rc = call(c, "PUT", dst, NULL, &h, NULL, NULL, STAT_COPY, &r, err);
+	if (rc == 0)
+		rc = copy_result(&r, "CopyObjectResult", out_etag, err);
+	hdrs_cleanup(&h);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+/* ---- listings ----------------------------------------------------------- */
+
+static int list_sink(void *arg, const void *data, size_t n)
+{
+	return xml_list_parser_feed(arg, data, n);
+}
+
+/* GET a listing (query built by the caller) through the streaming parser. */
+static int list_call(struct s3_client *c, const char *query, enum stat_op op, s3_list_fn fn,
+		     void *arg, struct xml_list_result *res, struct aws_error *err)
+{
+	struct xml_list_parser *p = NULL;
+	struct http_response r;
+	int rc = 0;
+
+	memset(res, 0, sizeof(*res));
+	http_response_init(&r);
+	rc = xml_list_parser_new(fn, arg, &p);
+	if (rc < 0)
+		goto out;
+	struct buf path;
+	rc = object_path(c, "", &path);
+	if (rc < 0)
+		goto out;
+	struct aws_call ac = {
+		.method = "GET",
+		.path = buf_str(&path),
+		.query = query,
+		.sink = list_sink,
+		.sink_arg = p,
+		.op = op,
+	};
+	rc = aws_perform(&c->ac, &c->ep, &ac, &r, err);
+	buf_cleanup(&path);
+	if (rc == 0)
+		rc = xml_list_parser_finish(p, res);
+	if (rc < 0 && rc != -EPROTO && rc != -E2BIG)
+		goto out;
+	if (rc < 0)
+		log_error("malformed listing reply from the server (%s)",
+			  rc == -E2BIG ? "over a size limit" : "not valid XML");
+out:
+	xml_list_parser_free(p);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+int s3_list_page(struct s3_client *c, const struct s3_list_opts *opts, s3_list_fn fn, void *arg,
+		 char **out_next, struct aws_error *err)
+{
+	struct xml_list_result res;
+	struct buf q;
+	char mk[16];
+	int rc = 0;
+
+	*out_next = NULL;
+	buf_init(&q, 16 * 1024);
+	rc = buf_addstr(&q, "list-type=2");
+	if (rc == 0)
+		rc = query_add(&q, "prefix", opts->prefix && opts->prefix[0] ? opts->prefix : NULL);
+	if (rc == 0)
+		rc = query_add(&q, "delimiter", opts->delimiter);
+	if (rc == 0)
+		rc = query_add(&q, "start-after", opts->start_after);
+	if (rc == 0)
+		rc = query_add(&q, "continuation-token", opts->continuation);
+	if (rc == 0 && opts->max_keys > 0) {
+		snprintf(mk, sizeof(mk), "%d", opts->max_keys);
+		rc = query_add(&q, "max-keys", mk);
+	}
+	if (rc == 0)
+		rc = list_call(c, buf_str(&q), STAT_LIST, fn, arg, &res, err);
+	if (rc == 0) {
+		if (res.truncated && !res.next_token) {
+			log_error("listing is truncated but has no continuation token");
+			rc = -EPROTO;
+		} else if (res.truncated) {
+			*out_next = res.next_token;
+			res.next_token = NULL;
+		}
+		xml_list_result_cleanup(&res);
+	}
+	buf_cleanup(&q);
+	return rc;
+}
+
+int s3_list(struct s3_client *c, const char *prefix, const char *delimiter, s3_list_fn fn,
+	    void *arg, struct aws_error *err)
+{
+	struct s3_list_opts o = { .prefix = prefix, .delimiter = delimiter };
+	char *token = NULL;
+	int rc = 0;
+
+	do {
+		char *next = NULL;
+		o.continuation = token;
+		rc = s3_list_page(c, &o, fn, arg, &next, err);
+		if (rc == 0 && next && token && strcmp(next, token) == 0) {
+			log_error("listing repeats its continuation token");
+			rc = -EPROTO;
+		}
+		free(token);
+		token = next;
+	} while (rc == 0 && token);
+	free(token);
+	return rc;
+}
+
+/* ---- multipart ---------------------------------------------------------- */
+
+int s3_mpu_create(struct s3_client *c, const char *key, const struct s3_put_opts *opts,
+		  char **out_upload_id, struct aws_error *err)
+{
+	struct http_response r;
+	struct hdrs h = { 0 };
+	int rc = 0;
+
+	http_response_init(&r);
+	rc = hdrs_add_put_opts(&h, opts);
+	if (rc == 0)
+		rc = call(c, "POST", key, "uploads", &h, NULL, NULL, STAT_MPU_CREATE, &r, err);
+	if (rc == 0) {
+		rc = xml_get_field(buf_str(&r.body), buf_len(&r.body),
+				   "InitiateMultipartUploadResult", "UploadId", out_upload_id, err);
+		if (rc == -EREMOTEIO)
+			rc = aws_error_errno(err);
+		else if (rc < 0)
+			rc = -EPROTO;
+	}
+	hdrs_cleanup(&h);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+static int upload_query(struct buf *q, int part_number, const char *upload_id)
+{
+	char num[16];
+	int rc = 0;
+
+	if (part_number < 1 || part_number > S3_PARTS_MAX)
+		return -EINVAL;
+	buf_init(q, 4096);
+	snprintf(num, sizeof(num), "%d", part_number);
+	rc = query_add(q, "partNumber", num);
+	if (rc == 0)
+		rc = query_add(q, "uploadId", upload_id);
+	return rc;
+}
+
+int s3_mpu_part(struct s3_client *c, const char *key, const char *upload_id, int part_number,
+		const struct http_body *body, bool content_md5, char *out_etag,
+		struct aws_error *err)
+{
+	struct http_response r;
+	struct hdrs h = { 0 };
+	struct buf q;
+	char md5[32];
+	int rc = 0;
+
+	http_response_init(&r);
+	rc = upload_query(&q, part_number, upload_id);
+	if (rc == 0 && content_md5) {
+		rc = body_md5_b64(body, md5);
+		if (rc == 0)
+			rc = hdrs_add(&h, "Content-MD5", md5);
+	}
+	if (rc == 0)
+		rc = call(c, "PUT", key, buf_str(&q), &h, body, SIGV4_UNSIGNED_PAYLOAD,
+			  STAT_MPU_PART, &r, err);
+	if (rc == 0)
+		copy_etag(&r, out_etag);
+	hdrs_cleanup(&h);
+	buf_cleanup(&q);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+int s3_mpu_part_copy(struct s3_client *c, const char *key, const char *upload_id, int part_number,
+		     const char *src, uint64_t offset, uint64_t len, const char *src_if_match,
+		     char *out_etag, struct aws_error *err)
+{
+	struct http_response r;
+	struct hdrs h = { 0 };
+	struct buf q;
+	char range[64];
+	int rc = 0;
+
+	if (len == 0)
+		return -EINVAL;
+	http_response_init(&r);
+	rc = upload_query(&q, part_number, upload_id);
+	if (rc == 0)
+		rc = copy_source(c, src, &h);
+	snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
+	if (rc == 0)
+		rc = hdrs_add(&h, "x-amz-copy-source-range", range);
+	if (rc == 0)
+		rc = hdrs_add(&h, "x-amz-copy-source-if-match", src_if_match);
+	if (rc == 0)
+		rc = call(c, "PUT", key, buf_str(&q), &h, NULL, NULL, STAT_MPU_PART_COPY, &r, err);
+	if (rc == 0)
+		rc = copy_result(&r, "CopyPartResult", out_etag, err);
+	hdrs_cleanup(&h);
+	buf_cleanup(&q);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+int s3_mpu_complete(struct s3_client *c, const char *key, const char *upload_id,
+		    const char *const *etags, int nparts, char *out_etag, struct aws_error *err)
+{
+	struct http_response r;
+	struct hdrs h = { 0 };
+	struct buf q, xml;
+	int rc = 0;
+
+	if (nparts < 1 || nparts > S3_PARTS_MAX)
+		return -EINVAL;
+	http_response_init(&r);
+	buf_init(&q, 4096);
+	buf_init(&xml, (size_t)nparts * 160 + 128);
+	rc = query_add(&q, "uploadId", upload_id);
+	if (rc == 0)
+		rc = buf_addstr(&xml, "<CompleteMultipartUpload>");
+	for (int i = 0; rc == 0 && i < nparts; i++) {
+		rc = buf_printf(&xml, "<Part><PartNumber>%d</PartNumber><ETag>", i + 1);
+		if (rc == 0)
+			rc = xml_escape(&xml, etags[i]);
+		if (rc == 0)
+			rc = buf_addstr(&xml, "</ETag></Part>");
+	}
+	if (rc == 0)
+		rc = buf_addstr(&xml, "</CompleteMultipartUpload>");
+	if (rc == 0)
+		rc = hdrs_add(&h, "Content-Type", "application/xml");
+	struct http_body body = { .data = buf_str(&xml), .fd = -1, .len = buf_len(&xml) };
+	if (rc == 0)
+		rc = call(c, "POST", key, buf_str(&q), &h, &body, NULL, STAT_MPU_COMPLETE, &r, err);
+	if (rc == 0)
+		rc = copy_result(&r, "CompleteMultipartUploadResult", out_etag, err);
+	hdrs_cleanup(&h);
+	buf_cleanup(&q);
+	buf_cleanup(&xml);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+int s3_mpu_abort(struct s3_client *c, const char *key, const char *upload_id, struct aws_error *err)
+{
+	struct http_response r;
+	struct buf q;
+	int rc = 0;
+
+	http_response_init(&r);
+	buf_init(&q, 4096);
+	rc = query_add(&q, "uploadId", upload_id);
+	if (rc == 0)
+		rc = call(c, "DELETE", key, buf_str(&q), NULL, NULL, NULL, STAT_MPU_ABORT, &r, err);
+	if (rc == -ENOENT)
+		rc = 0; /* already gone: the goal is reached */
+	buf_cleanup(&q);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+int s3_mpu_list(struct s3_client *c, const char *prefix, s3_list_fn fn, void *arg,
+		struct aws_error *err)
+{
+	char *key_marker = NULL, *id_marker = NULL;
+	int rc = 0;
+
+	for (int page = 0; page < 100000; page++) {
+		struct xml_list_result res;
+		struct buf q;
+		buf_init(&q, 16 * 1024);
+		rc = buf_addstr(&q, "uploads");
+		if (rc == 0)
+			rc = query_add(&q, "prefix", prefix && prefix[0] ? prefix : NULL);
+		if (rc == 0)
+			rc = query_add(&q, "key-marker", key_marker);
+		if (rc == 0)
+			rc = query_add(&q, "upload-id-marker", id_marker);
+		if (rc == 0)
+			rc = list_call(c, buf_str(&q), STAT_MPU_LIST, fn, arg, &res, err);
+		buf_cleanup(&q);
+		free(key_marker);
+		free(id_marker);
+		key_marker = id_marker = NULL;
+		if (rc < 0)
+			break;
+		bool more = res.truncated && res.next_key_marker;
+		key_marker = res.next_key_marker;
+		id_marker = res.next_upload_id_marker;
+		res.next_key_marker = res.next_upload_id_marker = NULL;
+		xml_list_result_cleanup(&res);
+		if (!more)
+			break;
+	}
+	free(key_marker);
+	free(id_marker);
+	return rc;
+}
+
+/* ---- buckets ------------------------------------------------------------ */
+
+int s3_bucket_create(struct s3_client *c, struct aws_error *err)
+{
+	struct http_response r;
+	struct buf xml;
+	int rc = 0;
+
+	http_response_init(&r);
+	buf_init(&xml, 1024);
+	struct http_body body = { .fd = -1 };
+	if (strcmp(c->region, "us-east-1") != 0) {
+		rc = buf_addstr(&xml, "<CreateBucketConfiguration><LocationConstraint>");
+		if (rc == 0)
+			rc = xml_escape(&xml, c->region);
+		if (rc == 0)
+			rc = buf_addstr(&xml, "</LocationConstraint></CreateBucketConfiguration>");
+		body.data = buf_str(&xml);
+		body.len = buf_len(&xml);
+	}
+	if (rc == 0)
+		rc = call(c, "PUT", "", NULL, NULL, body.len ? &body : NULL, NULL, STAT_BUCKET, &r,
+			  err);
+	if (rc == -EEXIST && err && strcmp(err->code, "BucketAlreadyOwnedByYou") == 0)
+		rc = 0;
+	buf_cleanup(&xml);
+	http_response_cleanup(&r);
+	return rc;
+}
+
+int s3_bucket_head(struct s3_client *c, struct aws_error *err)
+{
+	struct http_response r;
+	int rc = 0;
+
+	http_response_init(&r);
+	rc = call(c, "HEAD", "", NULL, NULL, NULL, NULL, STAT_BUCKET, &r, err);
+	http_response_cleanup(&r);
+	return rc;
+}
