@@ -3,8 +3,9 @@
  * sigv4: AWS Signature Version 4 header signing (OpenSSL), and the S3 URI
  * encoding rules. Pure functions: no I/O, no clock (the caller passes the time).
  *
- * S3 rules (flags 0): the path is signed exactly as sent (no normalization, no
- * second encoding) and x-amz-content-sha256 is signed. Generic rules
+ * S3 rules (flags SIGV4_CONTENT_SHA256): the path is signed exactly as sent
+ * (no normalization, no second encoding) and x-amz-content-sha256 is added
+ * and signed. Generic rules
  * (SIGV4_NORMALIZE_PATH | SIGV4_DOUBLE_ENCODE) are those of the AWS signing
  * test suite and of services such as DynamoDB (whose path is always "/").
  */
