@@ -126,7 +126,8 @@ static int attempt(struct aws_client *ac, const struct aws_endpoint *ep,
 	struct sigv4_header sh[AWS_MAX_HEADERS + 1];
 	char scratch[AWS_MAX_HEADERS][1024];
 	struct buf lines[AWS_MAX_HEADERS + 4];
-	const char *linep[AWS_MAX_HEADERS + 4];
+	const char *linep[AWS_MAX_HEADERS + 5];
+	struct buf hostline;
 	struct sigv4_output so;
 	struct creds cr = { 0 };
 	size_t nh = 0, nl = 0;
@@ -134,6 +135,7 @@ static int attempt(struct aws_client *ac, const struct aws_endpoint *ep,
 
 	if (call->nheaders > AWS_MAX_HEADERS)
 		return -E2BIG;
+	buf_init(&hostline, 1024);
 	sigv4_output_init(&so);
 	rc = creds_get(ac->creds, &cr);
 	if (rc < 0)
@@ -162,6 +164,11 @@ static int attempt(struct aws_client *ac, const struct aws_endpoint *ep,
 	if (rc < 0)
 		goto out;
 
+	/* Send the Host we signed: libcurl's own would drop a default port. */
+	rc = buf_printf(&hostline, "Host: %s", ep->host);
+	if (rc < 0)
+		goto out;
+	linep[nl++] = buf_str(&hostline);
 	for (size_t i = 0; i < call->nheaders; i++)
 		linep[nl++] = call->headers[i];
 	for (size_t i = 0; i < so.nadd; i++) {
@@ -189,6 +196,7 @@ static int attempt(struct aws_client *ac, const struct aws_endpoint *ep,
 	for (size_t i = 0; i < so.nadd; i++)
 		buf_cleanup(&lines[i]);
 out:
+	buf_cleanup(&hostline);
 	sigv4_output_cleanup(&so);
 	creds_cleanup(&cr);
 	return rc;
