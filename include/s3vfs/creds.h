@@ -63,8 +63,8 @@ int creds_get(struct creds_provider *p, struct creds *out) WARN_UNUSED;
  * (FILE)", "ecs", "imds". Borrowed, for logs. */
 const char *creds_source(const struct creds_provider *p);
 
-/* The region of the active profile in the config file (region = ...), else
- * AWS_REGION / AWS_DEFAULT_REGION; NULL if none. Caller frees. */
+/* AWS_REGION, else AWS_DEFAULT_REGION, else the region of the active profile
+ * in the config file (region = ...), as the SDKs do; NULL if none. Caller frees. */
 char *creds_region(const char *profile);
 
 /* Parse one INI document and look up key in section; for tests and

@@ -59,6 +59,8 @@ struct http_request {
 	void *sink_arg;
 	size_t max_body; /* cap for a collected body; 0 = 16 MiB */
 	enum stat_op op;
+	long connect_timeout_ms; /* 0: the client's */
+	long timeout_ms;	 /* whole attempt; 0: the client's */
 };
 
 struct http_header {
