@@ -959,9 +959,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	char *region = NULL;
 	if (!c.region) {
-		char *r = creds_region(c.profile);
-		c.region = r ? r : "us-east-1"; /* r lives until exit */
+		region = creds_region(c.profile);
+		c.region = region ? region : "us-east-1";
 	}
 	rc = setup_clients(&c);
 	if (rc == 0) {
@@ -979,5 +980,6 @@ int main(int argc, char **argv)
 	http_client_free(c.http);
 	for (size_t i = 0; i < c.nmeta; i++)
 		free(c.meta[i].name);
+	free(region);
 	return rc;
 }
