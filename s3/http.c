@@ -278,9 +278,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	int rc;
 
 	if (x->req->sink && st >= 200 && st < 300) {
+		/* Counted even if the sink refuses them: they reached it, and the
+		 * caller must not take the attempt for one that can be repeated. */
 		rc = x->req->sink(x->req->sink_arg, data, n);
-		if (rc == 0)
-			x->resp->sink_bytes += n;
+		x->resp->sink_bytes += n;
+		x->resp->sink_failed = rc < 0;
 	} else if (buf_len(&x->resp->body) + n > x->max_body) {
 		rc = -E2BIG;
 	} else {

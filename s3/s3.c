@@ -523,7 +523,8 @@ int s3_get(struct s3_client *c, const char *key, const struct s3_get_opts *opts,
 		}
 		g.done += r.sink_bytes;
 		bool resume =
-			rc < 0 && r.sink_bytes > 0 && g.have_info && resumes < S3_MAX_RESUMES &&
+			rc < 0 && r.sink_bytes > 0 && !r.sink_failed && g.have_info &&
+			resumes < S3_MAX_RESUMES &&
 			(rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EPROTO || rc == -EIO);
 		if (rc == -EAGAIN && g.done > 0 && r.status == 412)
 			rc = -ESTALE; /* the object changed under a resumed read */
@@ -643,6 +644,16 @@ int s3_delete_many(struct s3_client *c, const char *const *keys, size_t n, struc
 	for (size_t i = 0; i < n; i += S3_DELETE_BATCH) {
 		size_t m = n - i < S3_DELETE_BATCH ? n - i : S3_DELETE_BATCH;
 		rc = delete_batch(c, keys + i, m, &d, err);
+		/* A key with a character XML 1.0 cannot carry makes the whole
+		 * request malformed: delete that batch one key at a time. */
+		if (rc == -EINVAL) {
+			rc = 0;
+			for (size_t k = 0; k < m; k++) {
+				int krc = s3_delete(c, keys[i + k], err);
+				if (krc < 0 && rc == 0)
+					rc = krc;
+			}
+		}
 		if (rc < 0 && first == 0)
 			first = rc;
 	}
@@ -720,22 +731,157 @@ int s3_copy(struct s3_client *c, const char *src, const char *dst, const struct 
 
 /* ---- listings ----------------------------------------------------------- */
 
+/* One hex digit's value, or -1. */
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Ceph RGW sends NextContinuationToken unencoded even with encoding-type=url,
+ * as a character reference when the key has a control character ("&#x01;"),
+ * which XML 1.0 forbids: the page would not parse (botocore fails on it
+ * too). Keys arrive encoded, so such a reference can only be in the token:
+ * the filter turns it into '?' (the token is then wrong in that rare case
+ * only). A reference split across chunks is held back until it is whole.
+ */
+struct list_filter {
+	struct xml_list_parser *p;
+	char ref[16]; /* a character reference being read, from '&' */
+	size_t nref;
+};
+
+/* Is "&#...;" (with the ';') a reference to a character XML 1.0 forbids? */
+static bool ref_forbidden(const char *r, size_t n)
+{
+	unsigned long v = 0;
+	bool hex = n > 3 && r[2] == 'x';
+	size_t i = hex ? 3 : 2;
+
+	if (n < 4 || r[1] != '#' || r[n - 1] != ';' || i >= n - 1)
+		return false;
+	for (; i < n - 1; i++) {
+		int d = hex ? hexval(r[i]) : (r[i] >= '0' && r[i] <= '9' ? r[i] - '0' : -1);
+		if (d < 0)
+			return false;
+		v = v * (hex ? 16 : 10) + (unsigned long)d;
+	}
+	return v < 0x20 && v != '\t' && v != '\n' && v != '\r';
+}
+
+static int filter_out(struct list_filter *f, const char *data, size_t n)
+{
+	return n ? xml_list_parser_feed(f->p, data, n) : 0;
+}
+
+/* The held reference is complete (or cannot be one): pass it on, or '?'. */
+static int filter_ref_end(struct list_filter *f)
+{
+	int rc = ref_forbidden(f->ref, f->nref) ? filter_out(f, "?", 1)
+						: filter_out(f, f->ref, f->nref);
+	f->nref = 0;
+	return rc;
+}
+
 static int list_sink(void *arg, const void *data, size_t n)
 {
-	return xml_list_parser_feed(arg, data, n);
+	struct list_filter *f = arg;
+	const char *p = data, *run = data;
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		char c = p[i];
+		if (f->nref == 0 && c != '&')
+			continue;
+		if (f->nref == 0) {
+			rc = filter_out(f, run, (size_t)(p + i - run));
+			f->ref[f->nref++] = c;
+		} else {
+			f->ref[f->nref++] = c;
+			if (c == ';' || f->nref == sizeof(f->ref) || c == '<')
+				rc = filter_ref_end(f);
+		}
+		run = p + i + 1;
+	}
+	if (rc == 0 && f->nref == 0)
+		rc = filter_out(f, run, (size_t)(p + n - run));
+	return rc;
+}
+
+/*
+ * Listings ask for encoding-type=url: XML 1.0 cannot carry keys with most
+ * control characters, so S3 sends keys percent-encoded (space as '+', as
+ * botocore reads them) and we decode them before the caller sees them.
+ */
+struct list_decode {
+	s3_list_fn fn;
+	void *arg;
+};
+
+/* Decode s (percent and '+') into out. -EPROTO on a bad escape or a NUL. */
+static int url_decode(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *s; s++) {
+		char c = *s;
+		if (c == '%') {
+			int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
+			if (lo < 0)
+				return -EPROTO;
+			c = (char)(hi << 4 | lo);
+			s += 2;
+			if (c == '\0')
+				return -EPROTO;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		if (n + 1 >= cap)
+			return -EPROTO;
+		out[n++] = c;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+static int on_encoded_entry(void *arg, const struct s3_list_entry *e)
+{
+	struct list_decode *d = arg;
+	char key[S3_KEY_MAX + 1];
+	struct s3_list_entry de = *e;
+
+	if (url_decode(e->key, key, sizeof(key)) < 0) {
+		log_warn("listing: skipping a key the server sent badly encoded");
+		return 0;
+	}
+	de.key = key;
+	return d->fn(d->arg, &de);
 }
 
 /* GET a listing (query built by the caller) through the streaming parser. */
 static int list_call(struct s3_client *c, const char *query, enum stat_op op, s3_list_fn fn,
 		     void *arg, struct xml_list_result *res, struct aws_error *err)
 {
+	struct list_decode dec = { fn, arg };
+	struct list_filter filter = { 0 };
 	struct xml_list_parser *p = NULL;
 	struct http_response r;
+	struct buf q;
 	int rc = 0;
 
 	memset(res, 0, sizeof(*res));
 	http_response_init(&r);
-	rc = xml_list_parser_new(fn, arg, &p);
+	buf_init(&q, 16 * 1024);
+	rc = buf_printf(&q, "%s&encoding-type=url", query);
+	if (rc == 0)
+		rc = xml_list_parser_new(on_encoded_entry, &dec, &p);
+	filter.p = p;
 	if (rc < 0)
 		goto out;
 	struct buf path;
@@ -745,13 +891,15 @@ static int list_call(struct s3_client *c, const char *query, enum stat_op op, s3
 	struct aws_call ac = {
 		.method = "GET",
 		.path = buf_str(&path),
-		.query = query,
+		.query = buf_str(&q),
 		.sink = list_sink,
-		.sink_arg = p,
+		.sink_arg = &filter,
 		.op = op,
 	};
 	rc = aws_perform(&c->ac, &c->ep, &ac, &r, err);
 	buf_cleanup(&path);
+	if (rc == 0 && filter.nref)
+		rc = filter_ref_end(&filter);
 	if (rc == 0)
 		rc = xml_list_parser_finish(p, res);
 	if (rc < 0 && rc != -EPROTO && rc != -E2BIG)
@@ -761,6 +909,7 @@ static int list_call(struct s3_client *c, const char *query, enum stat_op op, s3
 			  rc == -E2BIG ? "over a size limit" : "not valid XML");
 out:
 	xml_list_parser_free(p);
+	buf_cleanup(&q);
 	http_response_cleanup(&r);
 	return rc;
 }
@@ -926,18 +1075,6 @@ int s3_mpu_part_copy(struct s3_client *c, const char *key, const char *upload_id
 	buf_cleanup(&q);
 	http_response_cleanup(&r);
 	return rc;
-}
-
-/* One hex digit's value, or -1. */
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /*

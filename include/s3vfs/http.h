@@ -73,7 +73,8 @@ struct http_response {
 	struct http_header *headers;
 	size_t nheaders;
 	struct buf body;     /* collected body (2xx without sink, or any non-2xx) */
-	uint64_t sink_bytes; /* bytes handed to the sink */
+	uint64_t sink_bytes; /* bytes handed to the sink (also those it refused) */
+	bool sink_failed;    /* the sink returned an error: the attempt ended there */
 	long elapsed_ms;
 	char errmsg[256]; /* transport failure text (libcurl's), "" if none */
 };

@@ -239,3 +239,130 @@ def s3vfs_bin(build_dir) -> Path:
 @pytest.fixture(scope="session")
 def ctl_bin(build_dir) -> Path:
     return _binary(build_dir, "s3vfs-ctl")
+
+
+# --- mounts: s3vfs and s3fs on the test's bucket -----------------------------------------------
+#
+# s3vfs_mount  factory: m = s3vfs_mount(bucket, prefix="", opts=None, cache_dir=None,
+#              allow_log=(), env=None) mounts s3vfs (-f, a subprocess) on a fresh directory
+#              under tmp_path, with endpoint, region, use_path_request_style, loglevel=warn and
+#              the test keys (aws_env()) filled in; opts are merged over these ({"stat_ttl": 0},
+#              {"ro": True} for a flag, {"loglevel": False} drops a default). Each mount gets
+#              its own cache dir under tmp_path unless cache_dir (or opts["cache_dir"]) is
+#              given.
+#              m: mountutil.S3vfsMount — .path (Path), .stats() (the JSON of the xattr
+#              user.s3vfs.stats), .requests(op="total"), .unmount() (clean: exit status 0 and
+#              log scan), .remount() (clean unmount, then the same command and cache dir),
+#              .cleanup(), .log (text), .log_path, .run_log (this start only), .cache_dir,
+#              .argv, .proc.
+# s3fs_mount   factory: m = s3fs_mount(bucket, prefix="", opts=None, allow_log=()) mounts
+#              Debian's s3fs the same way: -o url=,use_path_request_style,passwd_file= (0600),
+#              dbglevel=warn,use_xattr. Note s3fs's uid=, gid= and umask= override the
+#              attributes of EVERY object (not only defaults): leave them out of compatibility
+#              tests. s3fs caches stats for 900 s: mount the reader after the writer is done.
+#              m: mountutil.Mount (.path, .unmount(), .remount(), .cleanup(), .log, ...).
+# Both fixtures use the test's `bucket` fixture, so that the bucket outlives the mounts. At
+# teardown, mounts still running are unmounted cleanly (in parallel; exit status 0 and a clean
+# log are then required) if the test passed, and cleaned up (lazy unmount, kill) if it failed.
+
+import re  # noqa: E402
+
+import mountutil as mu  # noqa: E402
+
+# Lines s3fs 1.90 writes at dbglevel=warn on every run, and are no problem.
+S3FS_LOG_ALLOW = (
+    r"\[CRT\] s3fs_logger\.cpp:LowSetLogLevel\(\d+\): change debug level from \[CRT\] to",
+    r"\[INF\] s3fs version \S+ : s3fs ",  # echoes the command line
+    # s3fs's XPath helper logs this whenever an optional element of a listing (Prefix,
+    # NextMarker, ...) is absent: known s3fs noise, not a failure
+    r"\[ERR\] s3fs_xml\.cpp:get_base_exp\(\d+\): marker_xp->nodesetval is empty\.",
+)
+# s3vfs's statistics line (loglevel=info and up) has an "errors" member.
+S3VFS_LOG_ALLOW = (r" info: statistics: \{",)
+# s3fs logs its errors as "[ERR]" and "[CRT]", which LOG_PATTERN does not see.
+S3FS_LOG_PATTERN = re.compile(mu.LOG_PATTERN.pattern + r"|\[ERR\]|\[CRT\]", re.IGNORECASE)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item (item.rep_setup, .rep_call, .rep_teardown), so that
+    a fixture's teardown can tell whether its test failed (as sshfs's conftest.py does)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _test_failed(request) -> bool:
+    """Did the test fail, or not run to its end (a setup failure, a skip, an xfail)?"""
+    rep = getattr(request.node, "rep_call", None)
+    return rep is None or not rep.passed
+
+
+def _mount_opts(defaults: dict, opts: dict | None) -> str:
+    """-o's argument: opts merged over defaults; True (or None) is a bare flag, False drops."""
+    merged = {**defaults, **(opts or {})}
+    return ",".join(k if v is True or v is None else f"{k}={v}"
+                    for k, v in merged.items() if v is not False)
+
+
+def _source(bucket: str, prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return f"{bucket}:/{prefix}" if prefix else bucket
+
+
+@pytest.fixture
+def s3vfs_mount(request, bucket, rgw_server, aws_env, tmp_path):
+    mounts: list[mu.S3vfsMount] = []
+
+    def mount(bucket_name: str, prefix: str = "", opts: dict | None = None,
+              cache_dir: os.PathLike | str | None = None, allow_log=(),
+              env: dict | None = None) -> mu.S3vfsMount:
+        binary = request.getfixturevalue("s3vfs_bin")  # fails the test clearly if not built
+        n = len(mounts) + 1
+        mnt = tmp_path / f"s3vfs-{n}"
+        if cache_dir is None:
+            cache_dir = (opts or {}).get("cache_dir") or tmp_path / f"s3vfs-{n}.cache"
+        cache = Path(cache_dir)
+        cache.mkdir(parents=True, exist_ok=True)
+        defaults = {"endpoint": rgw_server.endpoint, "region": rgw_server.region,
+                    "use_path_request_style": True, "cache_dir": cache, "loglevel": "warn"}
+        argv = [binary, _source(bucket_name, prefix), mnt, "-f", "-o",
+                _mount_opts(defaults, opts)]
+        m = mu.S3vfsMount(argv, mnt, tmp_path / f"s3vfs-{n}.log",
+                          env=env if env is not None else aws_env(),
+                          allow=[*S3VFS_LOG_ALLOW, *allow_log], name="s3vfs",
+                          scrub=[bucket_name])
+        m.cache_dir = cache
+        mounts.append(m)
+        return m.start()
+
+    yield mount
+    mu.unmount_all(mounts, failed=_test_failed(request))
+
+
+@pytest.fixture
+def s3fs_mount(request, bucket, rgw_server, aws_env, tmp_path):
+    if shutil.which("s3fs") is None:
+        pytest.fail(f"s3fs is not installed — {ls.SETUP_HINT}", pytrace=False)
+    passwd = tmp_path / "s3fs.passwd"
+    fd = os.open(passwd, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"{rgw_server.access_key}:{rgw_server.secret_key}\n")
+    mounts: list[mu.Mount] = []
+
+    def mount(bucket_name: str, prefix: str = "", opts: dict | None = None,
+              allow_log=()) -> mu.Mount:
+        n = len(mounts) + 1
+        mnt = tmp_path / f"s3fs-{n}"
+        defaults = {"url": rgw_server.endpoint, "use_path_request_style": True,
+                    "passwd_file": passwd, "dbglevel": "warn", "use_xattr": True}
+        argv = ["s3fs", _source(bucket_name, prefix), mnt, "-f", "-o",
+                _mount_opts(defaults, opts)]
+        m = mu.Mount(argv, mnt, tmp_path / f"s3fs-{n}.log", env=aws_env(),
+                     allow=[*S3FS_LOG_ALLOW, *allow_log], pattern=S3FS_LOG_PATTERN,
+                     name="s3fs", scrub=[bucket_name])
+        mounts.append(m)
+        return m.start()
+
+    yield mount
+    mu.unmount_all(mounts, failed=_test_failed(request))

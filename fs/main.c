@@ -1,0 +1,526 @@
+// SPDX-License-Identifier: MIT
+/*
+ * main: the s3vfs daemon. Owns option parsing (one fuse_opt table), the
+ * start-up checks that make a bad mount fail at once with a one-line error
+ * (options, credentials, endpoint, bucket, cache directory), building the
+ * struct s3vfs context, the FUSE session, and an orderly exit: pending
+ * uploads get a bounded time to reach S3 before the process ends.
+ *
+ *   s3vfs BUCKET[:/PREFIX] MOUNTPOINT [-o opt,...] [-f] [-d]
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "config.h"
+#include "s3vfs/creds.h"
+#include "s3vfs/fs.h"
+#include "s3vfs/http.h"
+#include "s3vfs/log.h"
+#include "s3vfs/upload.h"
+
+#define OPT(t, p)                                                                                  \
+	{                                                                                          \
+		t, offsetof(struct s3vfs_opts, p), 1                                               \
+	}
+
+enum { KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG };
+
+static const struct fuse_opt opt_spec[] = {
+	OPT("endpoint=%s", endpoint),
+	OPT("url=%s", endpoint), /* s3fs */
+	OPT("region=%s", region),
+	OPT("profile=%s", profile),
+	OPT("cache_dir=%s", cache_dir),
+	OPT("loglevel=%s", loglevel),
+	OPT("dbglevel=%s", loglevel), /* s3fs */
+	OPT("ca_file=%s", ca_file),
+	OPT("uid=%s", uid_s),
+	OPT("gid=%s", gid_s),
+	OPT("umask=%s", umask_s),
+	OPT("use_path_request_style", path_style),
+	OPT("no_verify_ssl", no_verify_ssl),
+	OPT("stat_ttl=%u", stat_ttl),
+	OPT("stat_cache_expire=%u", stat_ttl), /* s3fs */
+	OPT("multipart_threshold=%llu", mp_threshold),
+	OPT("part_size=%llu", part_size),
+	OPT("parallel_count=%u", parallel),
+	OPT("unmount_timeout=%u", unmount_timeout),
+	OPT("connect_timeout=%u", connect_timeout),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_END,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: s3vfs BUCKET[:/PREFIX] MOUNTPOINT [-o opt,...] [-f] [-d]\n"
+		"\n"
+		"s3vfs mounts an S3 bucket (or a prefix of one) as a filesystem.\n"
+		"\n"
+		"options:\n"
+		"  -f                        stay in the foreground\n"
+		"  -d, -o debug              foreground, with debug logging (each request)\n"
+		"  -h, --help                this text\n"
+		"  -V, --version             the version\n"
+		"  -o endpoint=URL           S3 endpoint (default "
+		"https://s3.REGION.amazonaws.com);\n"
+		"                            url=URL is accepted too, as in s3fs\n"
+		"  -o region=REGION          signing region (default: AWS_REGION, the profile, "
+		"us-east-1)\n"
+		"  -o profile=NAME           credentials profile (default: AWS_PROFILE, "
+		"\"default\")\n"
+		"  -o use_path_request_style path-style addressing (http://host/bucket/key)\n"
+		"  -o uid=N, gid=N           owner of objects that carry none (default: the "
+		"mounter)\n"
+		"  -o umask=OCTAL            permissions of objects that carry none (default 022)\n"
+		"  -o stat_ttl=SECONDS       how long metadata is trusted before revalidation "
+		"(30)\n"
+		"  -o cache_dir=DIR          metadata cache and staging (default per user)\n"
+		"  -o multipart_threshold=N  bytes from which uploads are multipart (64 MiB)\n"
+		"  -o part_size=N            multipart part size in bytes (16 MiB, >= 5 MiB)\n"
+		"  -o parallel_count=N       parts in flight per file (4)\n"
+		"  -o unmount_timeout=SECONDS  wait for pending uploads at unmount (30)\n"
+		"  -o connect_timeout=SECONDS  TCP/TLS connect timeout (10)\n"
+		"  -o ca_file=FILE           CA bundle for TLS\n"
+		"  -o no_verify_ssl          do not verify TLS certificates (testing only)\n"
+		"  -o loglevel=LEVEL         error, warn, info or debug (default warn)\n"
+		"  -o ro, allow_other, ...   and the other FUSE mount options\n"
+		"\n"
+		"Statistics: getfattr -n user.s3vfs.stats MOUNTPOINT\n");
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct s3vfs *fs = data;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		if (!fs->bucket) {
+			fs->bucket = strdup(arg);
+			return 0;
+		}
+		if (!fs->mountpoint) {
+			fs->mountpoint = realpath(arg, NULL);
+			if (!fs->mountpoint) {
+				fprintf(stderr, "s3vfs: bad mount point %s: %s\n", arg,
+					strerror(errno));
+				return -1;
+			}
+			return 0;
+		}
+		fprintf(stderr, "s3vfs: unexpected argument: %s\n", arg);
+		return -1;
+	case KEY_HELP:
+		fs->o.show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		fs->o.show_version = 1;
+		return 0;
+	case KEY_FOREGROUND:
+		fs->o.foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		fs->o.foreground = 1;
+		log_set_level(LOG_LVL_DEBUG);
+		return 0;
+	default:
+		return 1; /* a FUSE option: pass it on */
+	}
+}
+
+/* Parse "N" in base (10 or 8) into *out. -EINVAL. */
+static int parse_uint(const char *s, int base, unsigned long max, unsigned long *out)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, base);
+	if (errno || end == s || *end || v > max || s[0] == '-')
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Check and apply the options that need it. A one-line error on failure. */
+static int check_options(struct s3vfs *fs)
+{
+	unsigned long v;
+
+	if (!fs->bucket || !fs->mountpoint) {
+		fprintf(stderr, "s3vfs: need BUCKET[:/PREFIX] and MOUNTPOINT (see --help)\n");
+		return -EINVAL;
+	}
+	char *colon = strchr(fs->bucket, ':');
+	const char *prefix = "";
+	if (colon) {
+		*colon = '\0';
+		prefix = colon + 1;
+	}
+	if (objmap_init(&fs->map, prefix, OBJMAP_INTERNAL_DEF) < 0) {
+		fprintf(stderr, "s3vfs: bad prefix \"%s\"\n", prefix);
+		return -EINVAL;
+	}
+	if (fs->o.loglevel) {
+		enum log_level lvl;
+		if (log_parse_level(fs->o.loglevel, &lvl) < 0) {
+			fprintf(stderr, "s3vfs: bad loglevel \"%s\"\n", fs->o.loglevel);
+			return -EINVAL;
+		}
+		log_set_level(lvl);
+	}
+	fs->uid = getuid();
+	fs->gid = getgid();
+	fs->umask = 022;
+	if (fs->o.uid_s && parse_uint(fs->o.uid_s, 10, UINT32_MAX - 1, &v) == 0)
+		fs->uid = (uid_t)v;
+	else if (fs->o.uid_s)
+		goto bad;
+	if (fs->o.gid_s && parse_uint(fs->o.gid_s, 10, UINT32_MAX - 1, &v) == 0)
+		fs->gid = (gid_t)v;
+	else if (fs->o.gid_s)
+		goto bad;
+	if (fs->o.umask_s && parse_uint(fs->o.umask_s, 8, 0777, &v) == 0)
+		fs->umask = (mode_t)v;
+	else if (fs->o.umask_s)
+		goto bad;
+	if (fs->o.part_size && fs->o.part_size < S3_PART_MIN) {
+		fprintf(stderr, "s3vfs: part_size must be at least %u bytes\n", S3_PART_MIN);
+		return -EINVAL;
+	}
+	/* s3fs's endpoint= is a region name; ours is a URL. Take both. */
+	if (fs->o.endpoint && !strstr(fs->o.endpoint, "://") && !fs->o.region &&
+	    !strchr(fs->o.endpoint, '.') && !strchr(fs->o.endpoint, ':')) {
+		fs->o.region = fs->o.endpoint;
+		fs->o.endpoint = NULL;
+	}
+	fs->ttl_ms = (int64_t)fs->o.stat_ttl * 1000;
+	return 0;
+bad:
+	fprintf(stderr, "s3vfs: bad uid, gid or umask option\n");
+	return -EINVAL;
+}
+
+/* mkdir -p with mode 0700 for each created level. */
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* The cache directory of this bucket+prefix+endpoint, created 0700. */
+static int cache_dir(struct s3vfs *fs, char **out)
+{
+	const char *base = fs->o.cache_dir;
+	char dflt[PATH_MAX], id[200];
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	struct buf b;
+	int rc;
+
+	if (!base) {
+		const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+		if (geteuid() == 0)
+			snprintf(dflt, sizeof(dflt), "/var/cache/s3vfs");
+		else if (xdg && xdg[0])
+			snprintf(dflt, sizeof(dflt), "%s/s3vfs", xdg);
+		else
+			snprintf(dflt, sizeof(dflt), "%s/.cache/s3vfs", home ? home : "/tmp");
+		base = dflt;
+	}
+	/* One directory per (endpoint, bucket, prefix): a readable name and a hash. */
+	buf_init(&b, 8192);
+	rc = buf_printf(&b, "%s\n%s\n%s", fs->o.endpoint ? fs->o.endpoint : "aws", fs->bucket,
+			fs->map.prefix);
+	if (rc < 0)
+		return rc;
+	EVP_Digest(buf_str(&b), buf_len(&b), md, &mdlen, EVP_sha256(), NULL);
+	buf_cleanup(&b);
+	snprintf(id, sizeof(id), "%.64s-%02x%02x%02x%02x%02x%02x", fs->bucket, md[0], md[1], md[2],
+		 md[3], md[4], md[5]);
+	buf_init(&b, PATH_MAX);
+	rc = buf_printf(&b, "%s/%s", base, id);
+	if (rc == 0)
+		rc = mkdir_p(buf_str(&b));
+	if (rc < 0) {
+		fprintf(stderr, "s3vfs: cannot create cache directory %s: %s\n", buf_str(&b),
+			strerror(-rc));
+		buf_cleanup(&b);
+		return rc;
+	}
+	*out = buf_take(&b);
+	return 0;
+}
+
+/* Credentials, endpoint and bucket: each failure names its cause. */
+static int connect_s3(struct s3vfs *fs)
+{
+	struct http_config hc;
+	struct creds_config cc = { .profile = fs->o.profile };
+	struct aws_error err;
+	char msg[512];
+	int rc;
+
+	http_config_default(&hc);
+	if (fs->o.connect_timeout)
+		hc.connect_timeout_ms = (long)fs->o.connect_timeout * 1000;
+	hc.insecure = fs->o.no_verify_ssl;
+	hc.ca_file = fs->o.ca_file;
+	rc = http_client_new(&hc, &fs->stats, &fs->http);
+	if (rc < 0) {
+		fprintf(stderr, "s3vfs: cannot start the HTTP client\n");
+		return rc;
+	}
+	rc = creds_provider_new(&cc, fs->http, &fs->creds);
+	if (rc < 0) {
+		fprintf(stderr, "s3vfs: no usable AWS credentials (%s)\n",
+			rc == -ENOENT ? "none found in options, environment, profiles or "
+					"instance metadata"
+				      : strerror(-rc));
+		return rc;
+	}
+	char *region = fs->o.region ? strdup(fs->o.region) : creds_region(fs->o.profile);
+	struct s3_config sc = {
+		.endpoint = fs->o.endpoint,
+		.region = region ? region : "us-east-1",
+		.bucket = fs->bucket,
+		.path_style = fs->o.path_style,
+	};
+	rc = s3_client_new(&sc, fs->http, fs->creds, &fs->stats, NULL, &fs->s3);
+	free(region);
+	if (rc < 0) {
+		fprintf(stderr, "s3vfs: bad endpoint \"%s\" or bucket name \"%s\"\n",
+			fs->o.endpoint ? fs->o.endpoint : "(default)", fs->bucket);
+		return rc;
+	}
+	rc = s3_bucket_head(fs->s3, &err);
+	if (rc == 0)
+		return 0;
+	aws_error_str(&err, msg, sizeof(msg));
+	if (rc == -ENOENT)
+		fprintf(stderr, "s3vfs: bucket %s does not exist\n", fs->bucket);
+	else if (rc == -EACCES)
+		fprintf(stderr, "s3vfs: access to bucket %s denied: check the credentials (%s)\n",
+			fs->bucket, msg);
+	else if (err.transport)
+		fprintf(stderr, "s3vfs: cannot reach the endpoint %s: %s\n",
+			fs->o.endpoint ? fs->o.endpoint : "(AWS)", err.message);
+	else
+		fprintf(stderr, "s3vfs: bucket %s: %s\n", fs->bucket, msg);
+	return rc;
+}
+
+static int open_state(struct s3vfs *fs)
+{
+	struct upload_config uc;
+	char *dir = NULL;
+	int rc;
+
+	rc = cache_dir(fs, &dir);
+	if (rc < 0)
+		return rc;
+	rc = meta_cache_open(dir, "meta.db", &fs->mc);
+	if (rc < 0) {
+		fprintf(stderr, "s3vfs: cannot open the metadata cache in %s: %s\n", dir,
+			strerror(-rc));
+		goto out;
+	}
+	struct buf b;
+	buf_init(&b, PATH_MAX);
+	rc = buf_printf(&b, "%s/staging", dir);
+	if (rc == 0 && mkdir(buf_str(&b), 0700) < 0 && errno != EEXIST)
+		rc = -errno;
+	fs->staging_dir = buf_take(&b);
+	if (rc < 0) {
+		fprintf(stderr, "s3vfs: cannot create %s: %s\n", fs->staging_dir, strerror(-rc));
+		goto out;
+	}
+	upload_config_default(&uc);
+	if (fs->o.mp_threshold)
+		uc.multipart_threshold = fs->o.mp_threshold;
+	if (fs->o.part_size)
+		uc.part_size = fs->o.part_size;
+	if (fs->o.parallel)
+		uc.parallel = (int)fs->o.parallel;
+	uc.staging_dir = fs->staging_dir;
+	rc = upload_engine_new(&uc, fs->s3, fs->mc, &fs->stats, &fs->up);
+	if (rc < 0)
+		fprintf(stderr, "s3vfs: cannot start the upload engine: %s\n", strerror(-rc));
+out:
+	free(dir);
+	return rc;
+}
+
+static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	struct s3vfs *fs = fuse_get_context()->private_data;
+
+	(void)conn;
+	cfg->use_ino = 0;
+	cfg->attr_timeout = fs->o.stat_ttl;
+	cfg->entry_timeout = fs->o.stat_ttl;
+	cfg->negative_timeout = fs->o.stat_ttl;
+	cfg->kernel_cache = 0;
+	cfg->hard_remove = 1;
+	return fs;
+}
+
+const struct fuse_operations s3vfs_ops = {
+	.init = fs_init,
+	.getattr = fs_getattr,
+	.readdir = fs_readdir,
+	.mkdir = fs_mkdir,
+	.rmdir = fs_rmdir,
+	.rename = fs_rename,
+	.open = fs_open,
+	.create = fs_create,
+	.read = fs_read,
+	.write = fs_write,
+	.truncate = fs_truncate,
+	.flush = fs_flush,
+	.fsync = fs_fsync,
+	.release = fs_release,
+	.unlink = fs_unlink,
+	.symlink = fs_symlink,
+	.readlink = fs_readlink,
+	.chmod = fs_chmod,
+	.chown = fs_chown,
+	.utimens = fs_utimens,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
+	.statfs = fs_statfs,
+	.access = fs_access,
+	.link = fs_link,
+};
+
+static void teardown(struct s3vfs *fs)
+{
+	upload_engine_free(fs->up);
+	meta_cache_close(fs->mc);
+	s3_client_free(fs->s3);
+	creds_provider_free(fs->creds);
+	http_client_free(fs->http);
+	free(fs->staging_dir);
+	/* fuse_opt_parse() strdup()s the string options for us. */
+	char **strs[] = { &fs->o.endpoint,  &fs->o.region,   &fs->o.profile,
+			  &fs->o.cache_dir, &fs->o.loglevel, &fs->o.ca_file,
+			  &fs->o.uid_s,	    &fs->o.gid_s,    &fs->o.umask_s };
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+		free(*strs[i]);
+	free(fs->bucket);
+	free(fs->mountpoint);
+	pthread_mutex_destroy(&fs->open_lock);
+}
+
+static void log_stats(struct s3vfs *fs)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	if (stats_to_json(&fs->stats, &b) == 0)
+		log_info("statistics: %s", buf_str(&b));
+	buf_cleanup(&b);
+}
+
+/* Mount, serve until unmounted, then give pending uploads their time. */
+static int serve(struct s3vfs *fs, struct fuse_args *args)
+{
+	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
+	int rc = 1;
+
+	struct fuse *fuse = fuse_new(args, &s3vfs_ops, sizeof(s3vfs_ops), fs);
+	if (!fuse)
+		return 1;
+	if (fuse_mount(fuse, fs->mountpoint) != 0)
+		goto out_destroy;
+	if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+		goto out_unmount;
+	if (fuse_daemonize(fs->o.foreground) != 0)
+		goto out_signals;
+	if (!fs->o.foreground)
+		log_use_syslog("s3vfs");
+	/* Threads start after the fork of fuse_daemonize(). */
+	if (upload_engine_start(fs->up) < 0)
+		log_error("pending uploads of an earlier run could not be resumed");
+	log_info("mounted %s on %s", fs->bucket, fs->mountpoint);
+	rc = fuse_loop_mt(fuse, &lc) == 0 ? 0 : 1;
+	if (upload_engine_drain(fs->up, (long)fs->o.unmount_timeout * 1000) < 0)
+		log_warn("%" PRIu64 " uploads still pending at unmount; they are kept in %s "
+			 "and resume at the next mount",
+			 upload_engine_pending(fs->up), fs->staging_dir);
+	log_stats(fs);
+out_signals:
+	fuse_remove_signal_handlers(fuse_get_session(fuse));
+out_unmount:
+	fuse_unmount(fuse);
+out_destroy:
+	fuse_destroy(fuse);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct s3vfs fs = { 0 };
+	int rc = 1;
+
+	fs.o.stat_ttl = 30;
+	fs.o.unmount_timeout = 30;
+	fs.start_time = time(NULL);
+	pthread_mutex_init(&fs.open_lock, NULL);
+	stats_init(&fs.stats);
+	log_set_level(LOG_LVL_WARN);
+	if (fuse_opt_parse(&args, &fs.o, opt_spec, opt_proc) != 0) {
+		fprintf(stderr, "s3vfs: bad options (see --help)\n");
+		goto out;
+	}
+	/* fuse_opt_parse hands nonopts to opt_proc with data = &fs.o: fs.o is
+	 * the first member of fs, so the cast there holds. */
+	if (fs.o.show_help || fs.o.show_version) {
+		if (fs.o.show_help)
+			usage(stdout);
+		else
+			printf("s3vfs %s (libfuse %s)\n", S3VFS_VERSION, fuse_pkgversion());
+		rc = 0;
+		goto out;
+	}
+	if (check_options(&fs) < 0 || connect_s3(&fs) < 0 || open_state(&fs) < 0)
+		goto out;
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	fuse_opt_add_arg(&args, "-osubtype=s3vfs");
+	char fsname[300];
+	snprintf(fsname, sizeof(fsname), "-ofsname=%s", fs.bucket);
+	fuse_opt_add_arg(&args, fsname);
+	rc = serve(&fs, &args);
+out:
+	teardown(&fs);
+	fuse_opt_free_args(&args);
+	return rc;
+}

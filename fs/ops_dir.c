@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ops_dir: directory operations. readdir is served from the metadata cache
+ * while the directory's listing is fresh, else from ListObjectsV2 pages
+ * (delimiter '/') that also fill the cache, so that `ls -l` costs its LIST
+ * pages and no HEAD. mkdir writes an s3fs-style marker object "dir/";
+ * rmdir refuses non-empty directories, implicit children included; rename
+ * of a directory copies every key under it, then deletes the old ones (not
+ * atomic, as in every S3 filesystem: the README says so).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "s3vfs/fs.h"
+#include "s3vfs/log.h"
+
+/* ---- readdir ------------------------------------------------------------ */
+
+/* Emits children, merging a file and a directory of the same name. */
+struct emitter {
+	struct s3vfs *fs;
+	void *buf;
+	fuse_fill_dir_t filler;
+	enum fuse_fill_dir_flags flags;
+	char prev[OBJMAP_NAME_BUF];
+	struct stat prev_st;
+	bool have_prev;
+	bool full; /* the filler's buffer is full */
+};
+
+static void emit_flush(struct emitter *em)
+{
+	if (em->have_prev && !em->full &&
+	    em->filler(em->buf, em->prev, &em->prev_st, 0, em->flags) != 0)
+		em->full = true;
+	em->have_prev = false;
+}
+
+static void emit(struct emitter *em, const char *name, const struct meta_entry *e)
+{
+	struct stat st;
+
+	fs_entry_to_stat(em->fs, e, &st);
+	if (em->have_prev && strcmp(em->prev, name) == 0) {
+		if (S_ISDIR(st.st_mode))
+			em->prev_st = st; /* the directory wins */
+		return;
+	}
+	emit_flush(em);
+	snprintf(em->prev, sizeof(em->prev), "%s", name);
+	em->prev_st = st;
+	em->have_prev = true;
+}
+
+static int on_cached_child(void *arg, const char *name, const char *key, const struct meta_entry *e)
+{
+	(void)key;
+	emit(arg, name, e);
+	return 0;
+}
+
+/* All pages of a listing, kept for the cache and as a fallback. */
+struct listing {
+	struct s3vfs *fs;
+	const char *dir_key;
+	struct meta_list_item *items;
+	char **names;
+	size_t n, cap;
+	size_t page_start;
+};
+
+static void listing_cleanup(struct listing *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free((char *)l->items[i].key);
+		free(l->names[i]);
+	}
+	free(l->items);
+	free(l->names);
+}
+
+static int listing_add(struct listing *l, const char *key, const char *name,
+		       const struct meta_entry *e)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		struct meta_list_item *it = realloc(l->items, cap * sizeof(*it));
+		if (!it)
+			return -ENOMEM;
+		l->items = it;
+		char **nm = realloc(l->names, cap * sizeof(*nm));
+		if (!nm)
+			return -ENOMEM;
+		l->names = nm;
+		l->cap = cap;
+	}
+	char *k = strdup(key), *n = strdup(name);
+	if (!k || !n) {
+		free(k);
+		free(n);
+		return -ENOMEM;
+	}
+	l->items[l->n].key = k;
+	l->items[l->n].e = *e;
+	l->names[l->n] = n;
+	l->n++;
+	return 0;
+}
+
+static int on_list_entry(void *arg, const struct s3_list_entry *le)
+{
+	struct listing *l = arg;
+	char name[OBJMAP_NAME_BUF], key[OBJMAP_KEY_BUF];
+	struct s3attr_defaults d;
+	struct s3attr a;
+	struct meta_entry e;
+
+	enum objmap_child_kind k =
+		objmap_child(&l->fs->map, l->dir_key, le->key, le->is_prefix, name);
+	if (k == OBJMAP_SKIP)
+		return 0;
+	bool dir = objmap_child_is_dir(k);
+	if (dir && snprintf(key, sizeof(key), "%s%s/", l->dir_key, name) >= (int)sizeof(key))
+		return 0;
+	fs_defaults(l->fs, dir, le->last_modified ? le->last_modified : l->fs->start_time, &d);
+	s3attr_decode(NULL, 0, &d, &a);
+	memset(&e, 0, sizeof(e));
+	e.kind = dir ? META_KIND_DIR : META_KIND_FILE;
+	e.size = dir ? 0 : le->size;
+	e.mode = a.mode;
+	e.uid = a.uid;
+	e.gid = a.gid;
+	e.mtime = a.mtime;
+	e.ctime = a.ctime;
+	if (!dir)
+		snprintf(e.etag, sizeof(e.etag), "%s", le->etag);
+	e.last_modified = dir ? 0 : le->last_modified;
+	return listing_add(l, dir ? key : le->key, name, &e);
+}
+
+/* List dir_key from S3 into l and the cache. 0 if the cache now has it whole. */
+static int list_dir(struct s3vfs *fs, struct listing *l)
+{
+	struct s3_list_opts lo = { .prefix = l->dir_key, .delimiter = "/" };
+	struct meta_fill fill;
+	struct aws_error err;
+	char *token = NULL;
+	bool cached = true;
+	int rc = 0;
+
+	meta_cache_fill_begin(fs->mc, &fill);
+	do {
+		char *next = NULL;
+		lo.continuation = token;
+		l->page_start = l->n;
+		rc = s3_list_page(fs->s3, &lo, on_list_entry, l, &next, &err);
+		free(token);
+		token = next;
+		if (rc < 0)
+			break;
+		int prc = meta_cache_put_page(fs->mc, &fill, l->dir_key, l->items + l->page_start,
+					      l->n - l->page_start, token == NULL);
+		if (prc < 0)
+			cached = false;
+	} while (token);
+	free(token);
+	if (rc < 0) {
+		char msg[512];
+		log_error("LIST %s: %s", l->dir_key, aws_error_str(&err, msg, sizeof(msg)));
+		return rc;
+	}
+	return cached ? 0 : -EAGAIN;
+}
+
+static int cmp_names(const void *a, const void *b, void *arg)
+{
+	char **names = arg;
+	return strcmp(names[*(const size_t *)a], names[*(const size_t *)b]);
+}
+
+/* Serve a listing from memory, when the cache could not take it. */
+static int emit_listing(struct emitter *em, const struct listing *l)
+{
+	size_t *order = malloc((l->n ? l->n : 1) * sizeof(*order));
+	if (!order)
+		return -ENOMEM;
+	for (size_t i = 0; i < l->n; i++)
+		order[i] = i;
+	qsort_r(order, l->n, sizeof(*order), cmp_names, l->names);
+	for (size_t i = 0; i < l->n; i++)
+		emit(em, l->names[order[i]], &l->items[order[i]].e);
+	free(order);
+	return 0;
+}
+
+int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+	       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct s3vfs *fs = fs_ctx();
+	struct emitter em = { .fs = fs, .buf = buf, .filler = filler };
+	char dkey[OBJMAP_KEY_BUF];
+	int64_t age = -1;
+	int rc;
+
+	(void)off;
+	(void)fi;
+	em.flags = (flags & FUSE_READDIR_PLUS) ? FUSE_FILL_DIR_PLUS : 0;
+	rc = fs_key(fs, path, OBJMAP_DIR, dkey);
+	if (rc < 0)
+		return rc == -EPERM ? -ENOENT : rc;
+	filler(buf, ".", NULL, 0, 0);
+	filler(buf, "..", NULL, 0, 0);
+
+	if (meta_cache_dir_lookup(fs->mc, dkey, &age) == 0 && age < fs->ttl_ms &&
+	    meta_cache_dir_children(fs->mc, dkey, NULL, on_cached_child, &em) == 0) {
+		emit_flush(&em);
+		return 0;
+	}
+	em.have_prev = false;
+	em.full = false;
+	struct listing l = { .fs = fs, .dir_key = dkey };
+	rc = list_dir(fs, &l);
+	if (rc == 0 && meta_cache_dir_children(fs->mc, dkey, NULL, on_cached_child, &em) == 0)
+		emit_flush(&em);
+	else if (rc == 0 || rc == -EAGAIN)
+		rc = emit_listing(&em, &l);
+	if (rc == 0)
+		emit_flush(&em);
+	listing_cleanup(&l);
+	return rc < 0 ? rc : 0;
+}
+
+/* ---- mkdir, rmdir ------------------------------------------------------- */
+
+static void caller_attr(mode_t mode, struct s3attr *a)
+{
+	struct fuse_context *cx = fuse_get_context();
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	a->mode = mode;
+	a->uid = cx->uid;
+	a->gid = cx->gid;
+	a->mtime = now;
+	a->ctime = now;
+	a->atime = now;
+}
+
+void fs_attr_entry(const struct s3attr *a, enum meta_kind kind, uint64_t size, const char *etag,
+		   struct meta_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->size = size;
+	e->mode = a->mode;
+	e->uid = a->uid;
+	e->gid = a->gid;
+	e->mtime = a->mtime;
+	e->ctime = a->ctime;
+	snprintf(e->etag, sizeof(e->etag), "%s", etag ? etag : "");
+	e->last_modified = a->mtime.tv_sec;
+	e->meta_known = true;
+}
+
+int fs_put_object(struct s3vfs *fs, const char *key, const struct http_body *body,
+		  const struct s3attr *a, const struct s3attr_kv *extra, size_t nextra,
+		  const char *content_type, char *out_etag)
+{
+	struct s3attr_kvlist pairs = { 0 };
+	struct aws_error err;
+	int rc;
+
+	rc = s3attr_merge(extra, nextra, a,
+			  S3ATTR_MODE | S3ATTR_UID | S3ATTR_GID | S3ATTR_MTIME | S3ATTR_CTIME, NULL,
+			  &pairs);
+	if (rc < 0)
+		return rc;
+	struct s3_put_opts po = {
+		.content_type = content_type,
+		.meta = (const struct s3_meta *)pairs.kv,
+		.nmeta = pairs.n,
+	};
+	rc = s3_put(fs->s3, key, body, &po, out_etag, &err);
+	if (rc < 0) {
+		char msg[512];
+		log_error("PUT %s: %s", key, aws_error_str(&err, msg, sizeof(msg)));
+	}
+	s3attr_kvlist_cleanup(&pairs);
+	return rc;
+}
+
+int fs_mkdir(const char *path, mode_t mode)
+{
+	struct s3vfs *fs = fs_ctx();
+	char dkey[OBJMAP_KEY_BUF], etag[S3_ETAG_MAX];
+	struct meta_entry e;
+	struct meta_fill fill;
+	struct s3attr a;
+	int rc;
+
+	rc = fs_key(fs, path, OBJMAP_DIR, dkey);
+	if (rc < 0)
+		return rc;
+	caller_attr(S_IFDIR | (mode & 07777), &a);
+	rc = fs_put_object(fs, dkey, NULL, &a, NULL, 0, "application/x-directory", etag);
+	if (rc < 0)
+		return rc;
+	fs_attr_entry(&a, META_KIND_DIR, 0, etag, &e);
+	fs_cached(meta_cache_upsert(fs->mc, dkey, &e, NULL));
+	/* A new directory is empty: its listing is complete as it is. */
+	meta_cache_fill_begin(fs->mc, &fill);
+	fs_cached(meta_cache_put_page(fs->mc, &fill, dkey, NULL, 0, true));
+	return 0;
+}
+
+struct child_probe {
+	const char *self;
+	unsigned others;
+};
+
+static int on_probe_child(void *arg, const struct s3_list_entry *e)
+{
+	struct child_probe *p = arg;
+	if (strcmp(e->key, p->self) != 0)
+		p->others++;
+	return 0;
+}
+
+/* 0 if nothing but the marker lies under dkey; -ENOTEMPTY otherwise. */
+static int dir_empty(struct s3vfs *fs, const char *dkey)
+{
+	struct s3_list_opts lo = { .prefix = dkey, .max_keys = 2 };
+	struct child_probe p = { .self = dkey };
+	struct aws_error err;
+	char *next = NULL;
+	int rc = s3_list_page(fs->s3, &lo, on_probe_child, &p, &next, &err);
+
+	free(next);
+	if (rc < 0)
+		return rc;
+	return p.others ? -ENOTEMPTY : 0;
+}
+
+int fs_rmdir(const char *path)
+{
+	struct s3vfs *fs = fs_ctx();
+	char dkey[OBJMAP_KEY_BUF];
+	struct aws_error err;
+	int rc;
+
+	rc = fs_key(fs, path, OBJMAP_DIR, dkey);
+	if (rc == 0)
+		rc = dir_empty(fs, dkey);
+	if (rc == 0)
+		rc = s3_delete(fs->s3, dkey, &err);
+	if (rc == 0)
+		fs_cached(meta_cache_mark_negative(fs->mc, dkey, NULL));
+	return rc;
+}
+
+/* ---- rename ------------------------------------------------------------- */
+
+struct key_list {
+	char **keys;
+	size_t n, cap;
+};
+
+static int on_collect(void *arg, const struct s3_list_entry *e)
+{
+	struct key_list *l = arg;
+	if (e->is_prefix)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		char **k = realloc(l->keys, cap * sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		l->keys = k;
+		l->cap = cap;
+	}
+	l->keys[l->n] = strdup(e->key);
+	return l->keys[l->n++] ? 0 : -ENOMEM;
+}
+
+static void key_list_cleanup(struct key_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->keys[i]);
+	free(l->keys);
+}
+
+/* Copy every key under from_dkey to the same place under to_dkey, then
+ * delete the originals. Not atomic: a failure leaves both trees partly. */
+static int rename_dir(struct s3vfs *fs, const char *from_dkey, const char *to_dkey)
+{
+	struct key_list l = { 0 };
+	struct aws_error err;
+	size_t flen = strlen(from_dkey);
+	int rc;
+
+	rc = s3_list(fs->s3, from_dkey, NULL, on_collect, &l, &err);
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		char dst[OBJMAP_KEY_BUF];
+		if (snprintf(dst, sizeof(dst), "%s%s", to_dkey, l.keys[i] + flen) >=
+		    (int)sizeof(dst)) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		rc = s3_copy(fs->s3, l.keys[i], dst, NULL, NULL, NULL, &err);
+		fs_cached(meta_cache_delete(fs->mc, dst));
+	}
+	if (rc == 0 && l.n == 0)
+		rc = -ENOENT;
+	if (rc == 0)
+		rc = s3_delete_many(fs->s3, (const char *const *)l.keys, l.n, &err);
+	for (size_t i = 0; i < l.n; i++)
+		fs_cached(meta_cache_mark_negative(fs->mc, l.keys[i], NULL));
+	fs_cached(meta_cache_mark_negative(fs->mc, from_dkey, NULL));
+	fs_cached(meta_cache_dir_invalidate(fs->mc, to_dkey));
+	if (rc < 0) {
+		char msg[512];
+		log_error("rename %s -> %s: %s", from_dkey, to_dkey,
+			  aws_error_str(&err, msg, sizeof(msg)));
+	}
+	key_list_cleanup(&l);
+	return rc;
+}
+
+static int rename_file(struct s3vfs *fs, const char *from, const char *to,
+		       const struct meta_entry *e)
+{
+	char etag[S3_ETAG_MAX];
+	struct aws_error err;
+	struct meta_entry ne;
+	int rc;
+
+	struct fs_file *f = fs_open_find(fs, from);
+	if (f) {
+		pthread_mutex_lock(&f->lock);
+		rc = fs_file_flush_locked(fs, f);
+		pthread_mutex_unlock(&f->lock);
+		fs_file_put(fs, f);
+		if (rc < 0)
+			return rc;
+	}
+	rc = s3_copy(fs->s3, from, to, NULL, NULL, etag, &err);
+	if (rc == 0)
+		rc = s3_delete(fs->s3, from, &err);
+	if (rc < 0) {
+		char msg[512];
+		log_error("rename %s -> %s: %s", from, to, aws_error_str(&err, msg, sizeof(msg)));
+		return rc;
+	}
+	ne = *e;
+	ne.symlink = NULL;
+	snprintf(ne.etag, sizeof(ne.etag), "%s", etag);
+	ne.last_modified = time(NULL);
+	fs_cached(meta_cache_upsert(fs->mc, to, &ne, NULL));
+	fs_cached(meta_cache_mark_negative(fs->mc, from, NULL));
+	return 0;
+}
+
+int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct s3vfs *fs = fs_ctx();
+	char fkey[OBJMAP_KEY_BUF], tkey[OBJMAP_KEY_BUF];
+	struct meta_entry src, dst;
+	int rc;
+
+	if (flags & RENAME_EXCHANGE)
+		return -EINVAL;
+	rc = fs_lookup(fs, from, &src);
+	if (rc < 0)
+		return rc;
+	bool src_dir = src.kind == META_KIND_DIR;
+	rc = fs_lookup(fs, to, &dst);
+	if (rc == 0) {
+		bool dst_dir = dst.kind == META_KIND_DIR;
+		meta_entry_cleanup(&dst);
+		if (flags & RENAME_NOREPLACE)
+			rc = -EEXIST;
+		else if (src_dir && !dst_dir)
+			rc = -ENOTDIR;
+		else if (!src_dir && dst_dir)
+			rc = -EISDIR;
+		else if (dst_dir && fs_key(fs, to, OBJMAP_DIR, tkey) == 0)
+			rc = dir_empty(fs, tkey);
+	} else if (rc == -ENOENT) {
+		rc = 0;
+	}
+	enum objmap_type t = src_dir ? OBJMAP_DIR : OBJMAP_FILE;
+	if (rc == 0)
+		rc = fs_key(fs, from, t, fkey);
+	if (rc == 0)
+		rc = fs_key(fs, to, t, tkey);
+	if (rc == 0)
+		rc = src_dir ? rename_dir(fs, fkey, tkey) : rename_file(fs, fkey, tkey, &src);
+	meta_entry_cleanup(&src);
+	return rc;
+}

@@ -1,0 +1,587 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ops_file: open files. Every open of a key shares one struct fs_file, so
+ * that two descriptors of a file see each other's writes. Reads of a file
+ * nobody wrote go to S3 through a read window of ranged GETs; the first
+ * write (or truncate) stages the whole object in a local file under the
+ * staging directory, and flush, fsync and release upload it through the
+ * upload engine, which returns only once S3 acknowledged the object (the
+ * durability promise, DESIGN.md). A file created with O_CREAT is uploaded
+ * even if nothing is written and even if it was opened read-only or with
+ * mode 0000: no zero-byte placeholder is PUT before its content.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "s3vfs/fs.h"
+#include "s3vfs/log.h"
+#include "s3vfs/upload.h"
+
+#define READ_WINDOW (4u << 20)
+
+struct fs_file *fs_open_find(struct s3vfs *fs, const char *key)
+{
+	struct fs_file *f;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (f = fs->open_files; f; f = f->next) {
+		if (strcmp(f->key, key) == 0) {
+			f->refs++;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+	return f;
+}
+
+static void file_free(struct fs_file *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	if (f->staging[0])
+		unlink(f->staging);
+	free(f->win);
+	s3attr_kvlist_cleanup(&f->extra);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
+void fs_file_put(struct s3vfs *fs, struct fs_file *f)
+{
+	struct fs_file **pp;
+	bool last;
+
+	pthread_mutex_lock(&fs->open_lock);
+	last = --f->refs == 0;
+	if (last) {
+		for (pp = &fs->open_files; *pp; pp = &(*pp)->next) {
+			if (*pp == f) {
+				*pp = f->next;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+	if (last)
+		file_free(f);
+}
+
+/* The open file of key, created from e when there is none. */
+static int file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e,
+		    struct fs_file **out)
+{
+	struct fs_file *f, *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	n->fd = -1;
+	n->refs = 1;
+	pthread_mutex_init(&n->lock, NULL);
+	snprintf(n->key, sizeof(n->key), "%s", key);
+	n->size = e->size;
+	snprintf(n->etag, sizeof(n->etag), "%s", e->etag);
+	n->attr.mode = e->mode;
+	n->attr.uid = e->uid;
+	n->attr.gid = e->gid;
+	n->attr.mtime = e->mtime;
+	n->attr.ctime = e->ctime;
+	n->attr.atime = e->mtime;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (f = fs->open_files; f; f = f->next) {
+		if (strcmp(f->key, key) == 0)
+			break;
+	}
+	if (f) {
+		f->refs++;
+	} else {
+		n->next = fs->open_files;
+		fs->open_files = n;
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+	if (f) {
+		file_free(n);
+		*out = f;
+	} else {
+		*out = n;
+	}
+	return 0;
+}
+
+static int staging_create(struct s3vfs *fs, struct fs_file *f)
+{
+	snprintf(f->staging, sizeof(f->staging), "%s/stage-XXXXXX", fs->staging_dir);
+	f->fd = mkostemp(f->staging, O_CLOEXEC);
+	if (f->fd < 0) {
+		int rc = -errno;
+		log_error("cannot create a staging file in %s: %s", fs->staging_dir, strerror(-rc));
+		f->staging[0] = '\0';
+		return rc;
+	}
+	return 0;
+}
+
+struct fd_sink {
+	int fd;
+	uint64_t off;
+};
+
+static int fd_sink_write(void *arg, const void *data, size_t n)
+{
+	struct fd_sink *s = arg;
+	const char *p = data;
+
+	while (n > 0) {
+		ssize_t w = pwrite(s->fd, p, n, (off_t)s->off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		p += w;
+		n -= (size_t)w;
+		s->off += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Bring the whole object into the staging file (f->lock held). Keeps the
+ * object's other metadata pairs and content type for the upload. */
+static int ensure_staged(struct s3vfs *fs, struct fs_file *f, bool want_content)
+{
+	struct s3_object_info info = { 0 };
+	struct aws_error err;
+	int rc;
+
+	if (f->staged)
+		return 0;
+	rc = staging_create(fs, f);
+	if (rc < 0)
+		return rc;
+	if (want_content && f->size > 0) {
+		struct fd_sink sink = { .fd = f->fd };
+		rc = s3_get(fs->s3, f->key, NULL, fd_sink_write, &sink, &info, &err);
+		if (rc < 0) {
+			char msg[512];
+			log_error("GET %s: %s", f->key, aws_error_str(&err, msg, sizeof(msg)));
+			close(f->fd);
+			f->fd = -1;
+			unlink(f->staging);
+			f->staging[0] = '\0';
+			s3_object_info_cleanup(&info);
+			return rc;
+		}
+		snprintf(f->etag, sizeof(f->etag), "%s", info.etag);
+		snprintf(f->content_type, sizeof(f->content_type), "%s", info.content_type);
+		/* Keep the pairs we do not own (chmod-safe rewrite). */
+		s3attr_kvlist_cleanup(&f->extra);
+		f->extra.kv = calloc(info.nmeta ? info.nmeta : 1, sizeof(*f->extra.kv));
+		for (size_t i = 0; f->extra.kv && i < info.nmeta; i++) {
+			f->extra.kv[i].name = info.meta[i].name;
+			f->extra.kv[i].value = info.meta[i].value;
+			info.meta[i].name = info.meta[i].value = NULL;
+			f->extra.n++;
+		}
+		s3_object_info_cleanup(&info);
+	}
+	f->staged = true;
+	return 0;
+}
+
+int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
+{
+	struct s3attr_kvlist pairs = { 0 };
+	char etag[S3_ETAG_MAX];
+	struct meta_entry e;
+	struct stat st;
+	int rc;
+
+	if (!f->dirty)
+		return 0;
+	if (fstat(f->fd, &st) < 0)
+		return -errno;
+	rc = s3attr_merge(f->extra.kv, f->extra.n, &f->attr,
+			  S3ATTR_MODE | S3ATTR_UID | S3ATTR_GID | S3ATTR_MTIME | S3ATTR_CTIME, NULL,
+			  &pairs);
+	if (rc < 0)
+		return rc;
+	struct s3_put_opts po = {
+		.content_type = f->content_type[0] ? f->content_type : NULL,
+		.meta = (const struct s3_meta *)pairs.kv,
+		.nmeta = pairs.n,
+	};
+	rc = upload_file(fs->up, f->key, f->fd, f->staging, (uint64_t)st.st_size, &po, etag);
+	s3attr_kvlist_cleanup(&pairs);
+	if (rc < 0) {
+		log_error("upload of %s failed: %s%s", f->key, strerror(-rc),
+			  rc == -EIO ? " (kept; it will be retried in the background)" : "");
+		return rc;
+	}
+	f->dirty = false;
+	f->size = (uint64_t)st.st_size;
+	snprintf(f->etag, sizeof(f->etag), "%s", etag);
+	fs_attr_entry(&f->attr, META_KIND_FILE, f->size, etag, &e);
+	e.last_modified = 0; /* S3 does not say; a listing will */
+	fs_cached(meta_cache_upsert(fs->mc, f->key, &e, NULL));
+	return 0;
+}
+
+static struct fs_file *fh(struct fuse_file_info *fi)
+{
+	return (struct fs_file *)(uintptr_t)fi->fh;
+}
+
+int fs_open(const char *path, struct fuse_file_info *fi)
+{
+	struct s3vfs *fs = fs_ctx();
+	char key[OBJMAP_KEY_BUF];
+	struct meta_entry e;
+	struct fs_file *f;
+	int rc;
+
+	rc = fs_key(fs, path, OBJMAP_FILE, key);
+	if (rc < 0)
+		return rc == -EPERM ? -ENOENT : rc;
+	rc = fs_lookup(fs, path, &e);
+	if (rc < 0)
+		return rc;
+	if (e.kind == META_KIND_DIR)
+		rc = -EISDIR;
+	if (rc == 0)
+		rc = file_get(fs, key, &e, &f);
+	meta_entry_cleanup(&e);
+	if (rc < 0)
+		return rc;
+	if (fi->flags & O_TRUNC) {
+		pthread_mutex_lock(&f->lock);
+		rc = ensure_staged(fs, f, false);
+		if (rc == 0 && ftruncate(f->fd, 0) < 0)
+			rc = -errno;
+		if (rc == 0) {
+			f->dirty = true;
+			f->defer_empty = true; /* the old content stays until the new is there */
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	if (rc < 0) {
+		fs_file_put(fs, f);
+		return rc;
+	}
+	fi->fh = (uintptr_t)f;
+	return 0;
+}
+
+int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct s3vfs *fs = fs_ctx();
+	struct fuse_context *cx = fuse_get_context();
+	char key[OBJMAP_KEY_BUF];
+	struct meta_entry e;
+	struct fs_file *f;
+	struct timespec now;
+	int rc;
+
+	rc = fs_key(fs, path, OBJMAP_FILE, key);
+	if (rc < 0)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct s3attr a = { .mode = S_IFREG | (mode & 07777),
+			    .uid = cx->uid,
+			    .gid = cx->gid,
+			    .mtime = now,
+			    .ctime = now,
+			    .atime = now };
+	fs_attr_entry(&a, META_KIND_FILE, 0, "", &e);
+	rc = file_get(fs, key, &e, &f);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&f->lock);
+	rc = ensure_staged(fs, f, false);
+	if (rc == 0 && ftruncate(f->fd, 0) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		f->attr = a;
+		f->dirty = true; /* uploaded at close even if nothing is written */
+		f->defer_empty = (fi->flags & O_ACCMODE) != O_RDONLY;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (rc < 0) {
+		fs_file_put(fs, f);
+		return rc;
+	}
+	e.last_modified = 0;
+	fs_cached(meta_cache_upsert(fs->mc, key, &e, NULL));
+	fi->fh = (uintptr_t)f;
+	return 0;
+}
+
+struct mem_sink {
+	char *buf;
+	size_t len, cap;
+};
+
+static int mem_sink_write(void *arg, const void *data, size_t n)
+{
+	struct mem_sink *s = arg;
+	if (n > s->cap - s->len)
+		return -EPROTO; /* more than the range asked for */
+	memcpy(s->buf + s->len, data, n);
+	s->len += n;
+	return 0;
+}
+
+/* Read from the remote object through the window (f->lock held). */
+static int read_remote(struct s3vfs *fs, struct fs_file *f, char *buf, size_t size, uint64_t off)
+{
+	struct aws_error err;
+
+	if (off >= f->size)
+		return 0;
+	if (size > f->size - off)
+		size = (size_t)(f->size - off);
+	if (!f->win || off < f->win_off || off + size > f->win_off + f->win_len) {
+		uint64_t want = f->size - off < READ_WINDOW ? f->size - off : READ_WINDOW;
+		if (want < size)
+			want = size;
+		if (!f->win) {
+			f->win = malloc(READ_WINDOW > size ? READ_WINDOW : size);
+			if (!f->win)
+				return -ENOMEM;
+		}
+		struct mem_sink s = { .buf = f->win, .cap = (size_t)want };
+		struct s3_get_opts o = { .offset = off, .len = want };
+		f->win_len = 0;
+		int rc = s3_get(fs->s3, f->key, &o, mem_sink_write, &s, NULL, &err);
+		if (rc < 0) {
+			char msg[512];
+			log_error("GET %s: %s", f->key, aws_error_str(&err, msg, sizeof(msg)));
+			return rc;
+		}
+		f->win_off = off;
+		f->win_len = s.len;
+	}
+	uint64_t start = off - f->win_off;
+	if (start >= f->win_len)
+		return 0;
+	if (size > f->win_len - start)
+		size = (size_t)(f->win_len - start);
+	memcpy(buf, f->win + start, size);
+	return (int)size;
+}
+
+int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct s3vfs *fs = fs_ctx();
+	struct fs_file *f = fh(fi);
+	int rc;
+
+	(void)path;
+	pthread_mutex_lock(&f->lock);
+	if (f->staged) {
+		ssize_t n = pread(f->fd, buf, size, off);
+		rc = n < 0 ? -errno : (int)n;
+	} else {
+		rc = read_remote(fs, f, buf, size, (uint64_t)off);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int fs_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct s3vfs *fs = fs_ctx();
+	struct fs_file *f = fh(fi);
+	int rc;
+
+	(void)path;
+	pthread_mutex_lock(&f->lock);
+	rc = ensure_staged(fs, f, true);
+	if (rc == 0) {
+		ssize_t n = pwrite(f->fd, buf, size, off);
+		rc = n < 0 ? -errno : (int)n;
+	}
+	if (rc > 0) {
+		f->dirty = true;
+		f->defer_empty = false;
+		clock_gettime(CLOCK_REALTIME, &f->attr.mtime);
+		f->attr.ctime = f->attr.mtime;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+/* Truncate an open file's staged content (f->lock held). */
+static int truncate_locked(struct s3vfs *fs, struct fs_file *f, off_t size)
+{
+	int rc = ensure_staged(fs, f, size > 0);
+	if (rc == 0 && ftruncate(f->fd, size) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		f->dirty = true;
+		f->defer_empty = false;
+		clock_gettime(CLOCK_REALTIME, &f->attr.mtime);
+		f->attr.ctime = f->attr.mtime;
+	}
+	return rc;
+}
+
+int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct s3vfs *fs = fs_ctx();
+	char key[OBJMAP_KEY_BUF];
+	struct meta_entry e;
+	struct fs_file *f;
+	int rc;
+
+	if (fi) {
+		f = fh(fi);
+		pthread_mutex_lock(&f->lock);
+		rc = truncate_locked(fs, f, size);
+		pthread_mutex_unlock(&f->lock);
+		return rc;
+	}
+	/* truncate(2) of a path: stage, cut, upload now (the file is closed). */
+	rc = fs_key(fs, path, OBJMAP_FILE, key);
+	if (rc == 0)
+		rc = fs_lookup(fs, path, &e);
+	if (rc < 0)
+		return rc;
+	rc = e.kind == META_KIND_DIR ? -EISDIR : file_get(fs, key, &e, &f);
+	meta_entry_cleanup(&e);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&f->lock);
+	rc = truncate_locked(fs, f, size);
+	if (rc == 0)
+		rc = fs_file_flush_locked(fs, f);
+	pthread_mutex_unlock(&f->lock);
+	fs_file_put(fs, f);
+	return rc;
+}
+
+int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct s3vfs *fs = fs_ctx();
+	struct fs_file *f = fh(fi);
+	int rc;
+
+	(void)path;
+	pthread_mutex_lock(&f->lock);
+	rc = f->defer_empty ? 0 : fs_file_flush_locked(fs, f);
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	struct s3vfs *fs = fs_ctx();
+	struct fs_file *f = fh(fi);
+	int rc;
+
+	(void)path;
+	(void)datasync;
+	pthread_mutex_lock(&f->lock);
+	f->defer_empty = false; /* asked for explicitly: upload even if empty */
+	rc = fs_file_flush_locked(fs, f);
+	pthread_mutex_unlock(&f->lock);
+	return rc;
+}
+
+int fs_release(const char *path, struct fuse_file_info *fi)
+{
+	struct s3vfs *fs = fs_ctx();
+	struct fs_file *f = fh(fi);
+
+	/* close() already got flush's answer; this is the last chance for
+	 * writes through a descriptor that was never flushed (mmap). */
+	pthread_mutex_lock(&f->lock);
+	if (fs_file_flush_locked(fs, f) < 0)
+		log_error("%s: upload at release failed", path);
+	pthread_mutex_unlock(&f->lock);
+	fs_file_put(fs, f);
+	return 0;
+}
+
+int fs_unlink(const char *path)
+{
+	struct s3vfs *fs = fs_ctx();
+	char key[OBJMAP_KEY_BUF];
+	struct aws_error err;
+	int rc;
+
+	rc = fs_key(fs, path, OBJMAP_FILE, key);
+	if (rc < 0)
+		return rc == -EPERM ? -ENOENT : rc;
+	rc = s3_delete(fs->s3, key, &err);
+	if (rc < 0) {
+		char msg[512];
+		log_error("DELETE %s: %s", key, aws_error_str(&err, msg, sizeof(msg)));
+		return rc;
+	}
+	fs_cached(meta_cache_mark_negative(fs->mc, key, NULL));
+	return 0;
+}
+
+int fs_symlink(const char *target, const char *path)
+{
+	struct s3vfs *fs = fs_ctx();
+	struct fuse_context *cx = fuse_get_context();
+	char key[OBJMAP_KEY_BUF], etag[S3_ETAG_MAX];
+	struct meta_entry e;
+	struct timespec now;
+	int rc;
+
+	rc = fs_key(fs, path, OBJMAP_FILE, key);
+	if (rc < 0)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct s3attr a = { .mode = S_IFLNK | 0777,
+			    .uid = cx->uid,
+			    .gid = cx->gid,
+			    .mtime = now,
+			    .ctime = now,
+			    .atime = now };
+	struct http_body body = { .data = target, .fd = -1, .len = strlen(target) };
+	rc = fs_put_object(fs, key, &body, &a, NULL, 0, NULL, etag);
+	if (rc < 0)
+		return rc;
+	fs_attr_entry(&a, META_KIND_SYMLINK, body.len, etag, &e);
+	e.last_modified = 0;
+	e.symlink = (char *)target;
+	fs_cached(meta_cache_upsert(fs->mc, key, &e, NULL));
+	return 0;
+}
+
+int fs_readlink(const char *path, char *buf, size_t size)
+{
+	struct s3vfs *fs = fs_ctx();
+	char key[OBJMAP_KEY_BUF];
+	struct meta_entry e;
+	struct aws_error err;
+	int rc;
+
+	if (size == 0)
+		return -EINVAL;
+	rc = fs_key(fs, path, OBJMAP_FILE, key);
+	if (rc == 0)
+		rc = fs_lookup(fs, path, &e);
+	if (rc < 0)
+		return rc;
+	if (e.symlink) {
+		snprintf(buf, size, "%s", e.symlink);
+		meta_entry_cleanup(&e);
+		return 0;
+	}
+	meta_entry_cleanup(&e);
+	struct mem_sink s = { .buf = buf, .cap = size - 1 };
+	struct s3_get_opts o = { .len = size - 1 };
+	rc = s3_get(fs->s3, key, &o, mem_sink_write, &s, NULL, &err);
+	if (rc < 0)
+		return rc;
+	buf[s.len] = '\0';
+	return 0;
+}

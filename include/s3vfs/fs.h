@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs: the state of one mount, shared by the FUSE driver's files in fs/,
+ * and the functions they call in each other. Only fs/ includes this header
+ * and FUSE's.
+ *
+ * One struct s3vfs is built in main() and handed to FUSE as its private
+ * data; everything in it is read-only after start-up except where a field
+ * says what protects it. Lock order: fs->open_lock, then a handle's lock,
+ * then the leaf locks of the modules below (meta_cache, upload, http).
+ */
+#ifndef S3VFS_FS_H
+#define S3VFS_FS_H
+
+#define FUSE_USE_VERSION 35
+
+#include <fuse.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "s3vfs/compiler.h"
+#include "s3vfs/meta_cache.h"
+#include "s3vfs/objmap.h"
+#include "s3vfs/s3.h"
+#include "s3vfs/s3attr.h"
+#include "s3vfs/stats.h"
+
+struct creds_provider;
+struct http_client;
+struct upload_engine;
+
+/* Options, as parsed by fuse_opt (fs/main.c); strings owned by fuse_opt. */
+struct s3vfs_opts {
+	char *endpoint;
+	char *region;
+	char *profile;
+	char *cache_dir;
+	char *loglevel;
+	char *ca_file;
+	char *uid_s, *gid_s, *umask_s;
+	int path_style;
+	int ro;
+	int no_verify_ssl;
+	unsigned stat_ttl;		 /* seconds */
+	unsigned long long mp_threshold; /* bytes */
+	unsigned long long part_size;	 /* bytes */
+	unsigned parallel;
+	unsigned unmount_timeout; /* seconds to wait for pending uploads */
+	unsigned connect_timeout; /* seconds */
+	int show_help;
+	int show_version;
+	int foreground;
+};
+
+struct s3vfs {
+	struct s3vfs_opts o;
+	char *bucket;
+	char *mountpoint;
+	struct objmap map;
+	uid_t uid;
+	gid_t gid;
+	mode_t umask;
+	int64_t ttl_ms;
+	time_t start_time;
+
+	struct stats stats;
+	struct http_client *http;
+	struct creds_provider *creds;
+	struct s3_client *s3;
+	struct meta_cache *mc;
+	struct upload_engine *up;
+	char *staging_dir;
+
+	pthread_mutex_t open_lock;
+	struct fs_file *open_files; /* protected by open_lock */
+};
+
+/* An open file: a staging file holds its content once it is read for
+ * writing or written; until then reads go to S3. */
+struct fs_file {
+	struct fs_file *next; /* protected by fs->open_lock */
+	int refs;	      /* protected by fs->open_lock */
+	pthread_mutex_t lock;
+	char key[OBJMAP_KEY_BUF];
+	/* Everything below is protected by lock. */
+	int fd; /* staging file, -1 when none */
+	char staging[4096];
+	bool staged; /* fd holds the whole content */
+	bool dirty;  /* changed since the last upload */
+	/* Created for writing and not written yet: a flush (which the close of
+	 * a dup'ed or inherited descriptor also sends) waits for content, so no
+	 * empty placeholder is uploaded before it; release uploads the file if
+	 * it stays empty. */
+	bool defer_empty;
+	uint64_t size; /* of the remote object when !staged */
+	char etag[S3_ETAG_MAX];
+	struct s3attr attr;	    /* attributes to upload with */
+	struct s3attr_kvlist extra; /* other metadata pairs to keep */
+	char content_type[128];
+	/* read window when !staged */
+	char *win;
+	uint64_t win_off;
+	size_t win_len;
+};
+
+static inline struct s3vfs *fs_ctx(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+/*
+ * The cache only saves requests: a failure to record something in it costs
+ * a later request, never a wrong answer beyond stat_ttl, so it is logged
+ * and the operation goes on. -EAGAIN (a fill that lost to a write) is normal.
+ */
+void fs_cache_result(int rc, const char *what);
+#define fs_cached(call) fs_cache_result((call), #call)
+
+/* fs/node.c: attributes of paths. */
+void fs_entry_to_stat(const struct s3vfs *fs, const struct meta_entry *e, struct stat *st);
+/* Resolve path: 0 and *out (clean up) or -ENOENT, -EIO... */
+int fs_lookup(struct s3vfs *fs, const char *path, struct meta_entry *out) WARN_UNUSED;
+/* HEAD key and install the result; out may be NULL. -ENOENT if absent. */
+int fs_head_install(struct s3vfs *fs, const char *key, struct meta_entry *out,
+		    struct s3_object_info *out_info) WARN_UNUSED;
+/* Key of path in file or directory form. */
+int fs_key(struct s3vfs *fs, const char *path, enum objmap_type t,
+	   char out[OBJMAP_KEY_BUF]) WARN_UNUSED;
+/* The directory key of path's parent. */
+int fs_parent_key(struct s3vfs *fs, const char *path, char out[OBJMAP_KEY_BUF]) WARN_UNUSED;
+/* Defaults for an object without metadata. */
+void fs_defaults(const struct s3vfs *fs, bool is_dir, time_t last_modified,
+		 struct s3attr_defaults *out);
+/* Metadata pairs of attr for a new object (mode, uid, gid, mtime, ctime). */
+int fs_attr_pairs(const struct s3attr *attr, struct s3attr_kvlist *out) WARN_UNUSED;
+
+/* fs/ops_dir.c */
+/* The cache entry of an object this mount just wrote with attributes a. */
+void fs_attr_entry(const struct s3attr *a, enum meta_kind kind, uint64_t size, const char *etag,
+		   struct meta_entry *e);
+/* PUT key with attributes a merged over extra pairs (kept verbatim). */
+int fs_put_object(struct s3vfs *fs, const char *key, const struct http_body *body,
+		  const struct s3attr *a, const struct s3attr_kv *extra, size_t nextra,
+		  const char *content_type, char *out_etag) WARN_UNUSED;
+
+/* fs/ops_file.c */
+struct fs_file *fs_open_find(struct s3vfs *fs, const char *key); /* takes a ref */
+void fs_file_put(struct s3vfs *fs, struct fs_file *f);
+/* Upload f if dirty (f->lock held). */
+int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f) WARN_UNUSED;
+
+/* The operations table (fs/ops.c gathers the per-file tables). */
+extern const struct fuse_operations s3vfs_ops;
+
+/* fuse operations, by file. */
+int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi);
+int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+	       struct fuse_file_info *fi, enum fuse_readdir_flags flags);
+int fs_mkdir(const char *path, mode_t mode);
+int fs_rmdir(const char *path);
+int fs_rename(const char *from, const char *to, unsigned int flags);
+int fs_open(const char *path, struct fuse_file_info *fi);
+int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
+int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi);
+int fs_write(const char *path, const char *buf, size_t size, off_t off, struct fuse_file_info *fi);
+int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
+int fs_flush(const char *path, struct fuse_file_info *fi);
+int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi);
+int fs_release(const char *path, struct fuse_file_info *fi);
+int fs_unlink(const char *path);
+int fs_symlink(const char *target, const char *path);
+int fs_readlink(const char *path, char *buf, size_t size);
+int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi);
+int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi);
+int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi);
+int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags);
+int fs_getxattr(const char *path, const char *name, char *value, size_t size);
+int fs_listxattr(const char *path, char *list, size_t size);
+int fs_removexattr(const char *path, const char *name);
+int fs_statfs(const char *path, struct statvfs *st);
+int fs_access(const char *path, int mask);
+int fs_link(const char *from, const char *to);
+
+#endif
