@@ -438,6 +438,8 @@ static void teardown(struct s3vfs *fs)
 	free(fs->bucket);
 	free(fs->mountpoint);
 	pthread_mutex_destroy(&fs->open_lock);
+	pthread_mutex_destroy(&fs->kc_lock);
+	free(fs->kc);
 }
 
 static void log_stats(struct s3vfs *fs)
@@ -495,6 +497,8 @@ int main(int argc, char **argv)
 	fs.o.unmount_timeout = 30;
 	fs.start_time = time(NULL);
 	pthread_mutex_init(&fs.open_lock, NULL);
+	pthread_mutex_init(&fs.kc_lock, NULL);
+	fs.kc = calloc(FS_KC_SLOTS, sizeof(*fs.kc));
 	stats_init(&fs.stats);
 	log_set_level(LOG_LVL_WARN);
 	if (fuse_opt_parse(&args, &fs.o, opt_spec, opt_proc) != 0) {

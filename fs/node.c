@@ -23,6 +23,17 @@
 #include "s3vfs/fs.h"
 #include "s3vfs/log.h"
 
+/*
+ * How long after a listing its default attributes are served as they are.
+ * libfuse's high-level readdirplus asks getattr for every entry it returns,
+ * right after our readdir (and `ls -l` then stats each from the kernel's
+ * copy): those calls must cost nothing, so that a cold `ls -l` costs its
+ * LIST pages and no HEAD (DESIGN.md: defaults apply until the metadata is
+ * fetched). A getattr later than this learns the real metadata with one
+ * HEAD, cached by ETag from then on, across remounts too.
+ */
+#define LISTING_WINDOW_MS 2000
+
 void fs_cache_result(int rc, const char *what)
 {
 	if (rc < 0 && rc != -EAGAIN)
@@ -289,11 +300,12 @@ static int lookup_file(struct s3vfs *fs, const char *fkey, struct meta_entry *ou
 		meta_entry_cleanup(out);
 		return fresh(fs, age) ? -ENOENT : fs_head_install(fs, fkey, out, NULL);
 	}
-	if (fresh(fs, age) && (out->meta_known || out->kind == META_KIND_DIR))
+	if (fresh(fs, age) &&
+	    (out->meta_known || out->kind == META_KIND_DIR || age < LISTING_WINDOW_MS))
 		return 0;
 	if (fresh(fs, age)) {
-		/* Listed but never HEADed: learn its metadata once (then cached
-		 * by ETag for good); keep the listing's answer if that fails. */
+		/* Listed, never HEADed, asked for after the listing: learn its
+		 * metadata once; keep the listing's answer if that fails. */
 		struct meta_entry full;
 		if (fs_head_install(fs, fkey, &full, NULL) == 0) {
 			meta_entry_cleanup(out);
@@ -335,14 +347,15 @@ int fs_lookup(struct s3vfs *fs, const char *path, struct meta_entry *out)
 		return 0;
 	}
 	rc = fs_key(fs, path, OBJMAP_FILE, fkey);
-	if (rc == 0)
-		rc = fs_key(fs, path, OBJMAP_DIR, dkey);
 	if (rc < 0)
 		return rc == -EPERM ? -ENOENT : rc;
+	/* A 1024-byte key can be a file but not a directory (its marker would
+	 * need 1025): then only the file form is asked for. */
+	bool dir_ok = fs_key(fs, path, OBJMAP_DIR, dkey) == 0;
 	if (open_file_entry(fs, fkey, out))
 		return 0;
 	/* A fresh directory entry wins over any file of the same name. */
-	if (meta_cache_lookup(fs->mc, dkey, &d, &age) == 0) {
+	if (dir_ok && meta_cache_lookup(fs->mc, dkey, &d, &age) == 0) {
 		if (fresh(fs, age) && d.kind == META_KIND_DIR) {
 			*out = d;
 			return 0;
@@ -350,7 +363,7 @@ int fs_lookup(struct s3vfs *fs, const char *path, struct meta_entry *out)
 		meta_entry_cleanup(&d);
 	}
 	rc = lookup_file(fs, fkey, out);
-	if (rc != -ENOENT)
+	if (rc != -ENOENT || !dir_ok)
 		return rc;
 	return lookup_dir(fs, dkey, out);
 }
@@ -362,13 +375,33 @@ int fs_attr_pairs(const struct s3attr *attr, struct s3attr_kvlist *out)
 			    NULL, out);
 }
 
+/* Attributes of an open file, by its handle (it may be unlinked by now). */
+static void handle_entry(struct fs_file *f, struct meta_entry *e)
+{
+	struct stat st;
+
+	pthread_mutex_lock(&f->lock);
+	memset(e, 0, sizeof(*e));
+	e->kind = META_KIND_FILE;
+	e->size = f->staged && fstat(f->fd, &st) == 0 ? (uint64_t)st.st_size : f->size;
+	e->mode = f->attr.mode;
+	e->uid = f->attr.uid;
+	e->gid = f->attr.gid;
+	e->mtime = f->attr.mtime;
+	e->ctime = f->attr.ctime;
+	pthread_mutex_unlock(&f->lock);
+}
+
 int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	struct s3vfs *fs = fs_ctx();
 	struct meta_entry e;
-	int rc = fs_lookup(fs, path, &e);
+	int rc = 0;
 
-	(void)fi;
+	if (fi && fi->fh)
+		handle_entry((struct fs_file *)(uintptr_t)fi->fh, &e);
+	else
+		rc = fs_lookup(fs, path, &e);
 	if (rc < 0)
 		return rc;
 	fs_entry_to_stat(fs, &e, st);

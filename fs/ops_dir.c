@@ -54,13 +54,6 @@ static void emit(struct emitter *em, const char *name, const struct meta_entry *
 	em->have_prev = true;
 }
 
-static int on_cached_child(void *arg, const char *name, const char *key, const struct meta_entry *e)
-{
-	(void)key;
-	emit(arg, name, e);
-	return 0;
-}
-
 /* All pages of a listing, kept for the cache and as a fallback. */
 struct listing {
 	struct s3vfs *fs;
@@ -107,6 +100,15 @@ static int listing_add(struct listing *l, const char *key, const char *name,
 	l->names[l->n] = n;
 	l->n++;
 	return 0;
+}
+
+/* A child from the cache. The walk holds the cache's lock, and the filler
+ * may call back into fs_getattr (readdirplus): collect now, emit later. */
+static int on_cached_child(void *arg, const char *name, const char *key, const struct meta_entry *e)
+{
+	struct meta_entry copy = *e;
+	copy.symlink = NULL;
+	return listing_add(arg, key, name, &copy);
 }
 
 static int on_list_entry(void *arg, const struct s3_list_entry *le)
@@ -160,8 +162,9 @@ static int list_dir(struct s3vfs *fs, struct listing *l)
 		token = next;
 		if (rc < 0)
 			break;
-		int prc = meta_cache_put_page(fs->mc, &fill, l->dir_key, l->items + l->page_start,
-					      l->n - l->page_start, token == NULL);
+		const struct meta_list_item *page = l->items ? l->items + l->page_start : NULL;
+		int prc = meta_cache_put_page(fs->mc, &fill, l->dir_key, page, l->n - l->page_start,
+					      token == NULL);
 		if (prc < 0)
 			cached = false;
 	} while (token);
@@ -191,6 +194,7 @@ static int emit_listing(struct emitter *em, const struct listing *l)
 	qsort_r(order, l->n, sizeof(*order), cmp_names, l->names);
 	for (size_t i = 0; i < l->n; i++)
 		emit(em, l->names[order[i]], &l->items[order[i]].e);
+	emit_flush(em);
 	free(order);
 	return 0;
 }
@@ -213,21 +217,26 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
 
+	struct listing c = { .fs = fs, .dir_key = dkey };
 	if (meta_cache_dir_lookup(fs->mc, dkey, &age) == 0 && age < fs->ttl_ms &&
-	    meta_cache_dir_children(fs->mc, dkey, NULL, on_cached_child, &em) == 0) {
-		emit_flush(&em);
-		return 0;
+	    meta_cache_dir_children(fs->mc, dkey, NULL, on_cached_child, &c) == 0) {
+		rc = emit_listing(&em, &c);
+		listing_cleanup(&c);
+		return rc;
 	}
-	em.have_prev = false;
-	em.full = false;
+	listing_cleanup(&c);
+	memset(&c, 0, sizeof(c));
+	c.fs = fs;
+	c.dir_key = dkey;
 	struct listing l = { .fs = fs, .dir_key = dkey };
 	rc = list_dir(fs, &l);
-	if (rc == 0 && meta_cache_dir_children(fs->mc, dkey, NULL, on_cached_child, &em) == 0)
-		emit_flush(&em);
+	/* The cache now holds the listing with what it knew of each entry's
+	 * metadata (HEADs of earlier mounts); else serve the pages as listed. */
+	if (rc == 0 && meta_cache_dir_children(fs->mc, dkey, NULL, on_cached_child, &c) == 0)
+		rc = emit_listing(&em, &c);
 	else if (rc == 0 || rc == -EAGAIN)
 		rc = emit_listing(&em, &l);
-	if (rc == 0)
-		emit_flush(&em);
+	listing_cleanup(&c);
 	listing_cleanup(&l);
 	return rc < 0 ? rc : 0;
 }
@@ -391,9 +400,28 @@ static void key_list_cleanup(struct key_list *l)
 	free(l->keys);
 }
 
+/* The copy keeps the metadata: so does the cache, when it knew it. */
+static void carry_entry(struct s3vfs *fs, const char *src, const char *dst, const char *etag)
+{
+	struct meta_entry e;
+	int64_t age;
+	bool found = meta_cache_lookup(fs->mc, src, &e, &age) == 0;
+
+	if (found && e.meta_known && e.kind != META_KIND_NEGATIVE) {
+		snprintf(e.etag, sizeof(e.etag), "%s", etag);
+		e.last_modified = 0; /* S3 did not say; the ETag decides */
+		fs_cached(meta_cache_upsert(fs->mc, dst, &e, NULL));
+	} else {
+		fs_cached(meta_cache_delete(fs->mc, dst));
+	}
+	if (found)
+		meta_entry_cleanup(&e);
+}
+
 /* Copy every key under from_dkey to the same place under to_dkey, then
  * delete the originals. Not atomic: a failure leaves both trees partly. */
-static int rename_dir(struct s3vfs *fs, const char *from_dkey, const char *to_dkey)
+static int rename_dir(struct s3vfs *fs, const char *from_dkey, const char *to_dkey,
+		      const struct meta_entry *e)
 {
 	struct key_list l = { 0 };
 	struct aws_error err;
@@ -401,6 +429,11 @@ static int rename_dir(struct s3vfs *fs, const char *from_dkey, const char *to_dk
 	int rc;
 
 	rc = s3_list(fs->s3, from_dkey, NULL, on_collect, &l, &err);
+	/* Every new key must fit before the first copy: no half-moved tree. */
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		if (strlen(to_dkey) + strlen(l.keys[i] + flen) > OBJMAP_KEY_MAX)
+			rc = -ENAMETOOLONG;
+	}
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		char dst[OBJMAP_KEY_BUF];
 		if (snprintf(dst, sizeof(dst), "%s%s", to_dkey, l.keys[i] + flen) >=
@@ -408,16 +441,26 @@ static int rename_dir(struct s3vfs *fs, const char *from_dkey, const char *to_dk
 			rc = -ENAMETOOLONG;
 			break;
 		}
-		rc = s3_copy(fs->s3, l.keys[i], dst, NULL, NULL, NULL, &err);
-		fs_cached(meta_cache_delete(fs->mc, dst));
+		char etag[S3_ETAG_MAX];
+		rc = s3_copy(fs->s3, l.keys[i], dst, NULL, NULL, etag, &err);
+		if (rc == 0)
+			carry_entry(fs, l.keys[i], dst, etag);
 	}
 	if (rc == 0 && l.n == 0)
 		rc = -ENOENT;
 	if (rc == 0)
 		rc = s3_delete_many(fs->s3, (const char *const *)l.keys, l.n, &err);
-	for (size_t i = 0; i < l.n; i++)
-		fs_cached(meta_cache_mark_negative(fs->mc, l.keys[i], NULL));
-	fs_cached(meta_cache_mark_negative(fs->mc, from_dkey, NULL));
+	if (rc == 0) {
+		struct meta_entry ne = *e;
+		for (size_t i = 0; i < l.n; i++)
+			fs_cached(meta_cache_mark_negative(fs->mc, l.keys[i], NULL));
+		fs_cached(meta_cache_mark_negative(fs->mc, from_dkey, NULL));
+		ne.symlink = NULL;
+		fs_cached(meta_cache_upsert(fs->mc, to_dkey, &ne, NULL));
+	} else {
+		/* Partly moved, perhaps: forget both trees' listings. */
+		fs_cached(meta_cache_dir_invalidate(fs->mc, from_dkey));
+	}
 	fs_cached(meta_cache_dir_invalidate(fs->mc, to_dkey));
 	if (rc < 0) {
 		char msg[512];
@@ -496,7 +539,7 @@ int fs_rename(const char *from, const char *to, unsigned int flags)
 	if (rc == 0)
 		rc = fs_key(fs, to, t, tkey);
 	if (rc == 0)
-		rc = src_dir ? rename_dir(fs, fkey, tkey) : rename_file(fs, fkey, tkey, &src);
+		rc = src_dir ? rename_dir(fs, fkey, tkey, &src) : rename_file(fs, fkey, tkey, &src);
 	meta_entry_cleanup(&src);
 	return rc;
 }

@@ -200,7 +200,7 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
 	struct stat st;
 	int rc;
 
-	if (!f->dirty)
+	if (!f->dirty || f->unlinked)
 		return 0;
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
@@ -216,18 +216,75 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
 	};
 	rc = upload_file(fs->up, f->key, f->fd, f->staging, (uint64_t)st.st_size, &po, etag);
 	s3attr_kvlist_cleanup(&pairs);
+	if (rc == -EIO) {
+		/* The engine holds this version now and retries it: a later close
+		 * must not send it again, and the mount shows what is pending. */
+		log_error("upload of %s failed: %s (kept; it will be retried in the background)",
+			  f->key, strerror(-rc));
+		f->dirty = false;
+		fs_attr_entry(&f->attr, META_KIND_FILE, (uint64_t)st.st_size, "", &e);
+		e.last_modified = 0;
+		fs_cached(meta_cache_upsert(fs->mc, f->key, &e, NULL));
+		return rc;
+	}
 	if (rc < 0) {
-		log_error("upload of %s failed: %s%s", f->key, strerror(-rc),
-			  rc == -EIO ? " (kept; it will be retried in the background)" : "");
+		log_error("upload of %s failed: %s", f->key, strerror(-rc));
 		return rc;
 	}
 	f->dirty = false;
 	f->size = (uint64_t)st.st_size;
 	snprintf(f->etag, sizeof(f->etag), "%s", etag);
+	fs_kc_note(fs, f->key, etag); /* the kernel's pages are what we uploaded */
 	fs_attr_entry(&f->attr, META_KIND_FILE, f->size, etag, &e);
 	e.last_modified = 0; /* S3 does not say; a listing will */
 	fs_cached(meta_cache_upsert(fs->mc, f->key, &e, NULL));
 	return 0;
+}
+
+/*
+ * The kernel drops a FUSE file's cached pages at each open unless the open
+ * says keep_cache. We say it when the object's ETag (validated within
+ * stat_ttl) is the version the kernel's pages came from, so a hot file is
+ * read once and then served by the page cache with no request. A slot per
+ * key hash; a collision only costs a re-read.
+ */
+static uint64_t key_hash(const char *key)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+void fs_kc_note(struct s3vfs *fs, const char *key, const char *etag)
+{
+	uint64_t h = key_hash(key);
+	struct fs_kc_slot *s;
+
+	if (!fs->kc)
+		return;
+	pthread_mutex_lock(&fs->kc_lock);
+	s = &fs->kc[h % FS_KC_SLOTS];
+	s->hash = etag && etag[0] ? h : 0;
+	snprintf(s->etag, sizeof(s->etag), "%s", etag ? etag : "");
+	pthread_mutex_unlock(&fs->kc_lock);
+}
+
+/* Does the kernel hold pages of this very version? Then record it anyway. */
+static bool kc_keep(struct s3vfs *fs, const char *key, const char *etag)
+{
+	uint64_t h = key_hash(key);
+	bool keep = false;
+
+	if (!fs->kc || !etag[0])
+		return false;
+	pthread_mutex_lock(&fs->kc_lock);
+	struct fs_kc_slot *s = &fs->kc[h % FS_KC_SLOTS];
+	keep = s->hash == h && strcmp(s->etag, etag) == 0;
+	s->hash = h;
+	snprintf(s->etag, sizeof(s->etag), "%s", etag);
+	pthread_mutex_unlock(&fs->kc_lock);
+	return keep;
 }
 
 static struct fs_file *fh(struct fuse_file_info *fi)
@@ -251,6 +308,8 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 		return rc;
 	if (e.kind == META_KIND_DIR)
 		rc = -EISDIR;
+	if (rc == 0 && !(fi->flags & O_TRUNC))
+		fi->keep_cache = kc_keep(fs, key, e.etag);
 	if (rc == 0)
 		rc = file_get(fs, key, &e, &f);
 	meta_entry_cleanup(&e);
@@ -261,10 +320,8 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 		rc = ensure_staged(fs, f, false);
 		if (rc == 0 && ftruncate(f->fd, 0) < 0)
 			rc = -errno;
-		if (rc == 0) {
+		if (rc == 0)
 			f->dirty = true;
-			f->defer_empty = true; /* the old content stays until the new is there */
-		}
 		pthread_mutex_unlock(&f->lock);
 	}
 	if (rc < 0) {
@@ -306,7 +363,6 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	if (rc == 0) {
 		f->attr = a;
 		f->dirty = true; /* uploaded at close even if nothing is written */
-		f->defer_empty = (fi->flags & O_ACCMODE) != O_RDONLY;
 	}
 	pthread_mutex_unlock(&f->lock);
 	if (rc < 0) {
@@ -406,7 +462,6 @@ int fs_write(const char *path, const char *buf, size_t size, off_t off, struct f
 	}
 	if (rc > 0) {
 		f->dirty = true;
-		f->defer_empty = false;
 		clock_gettime(CLOCK_REALTIME, &f->attr.mtime);
 		f->attr.ctime = f->attr.mtime;
 	}
@@ -422,7 +477,6 @@ static int truncate_locked(struct s3vfs *fs, struct fs_file *f, off_t size)
 		rc = -errno;
 	if (rc == 0) {
 		f->dirty = true;
-		f->defer_empty = false;
 		clock_gettime(CLOCK_REALTIME, &f->attr.mtime);
 		f->attr.ctime = f->attr.mtime;
 	}
@@ -471,7 +525,7 @@ int fs_flush(const char *path, struct fuse_file_info *fi)
 
 	(void)path;
 	pthread_mutex_lock(&f->lock);
-	rc = f->defer_empty ? 0 : fs_file_flush_locked(fs, f);
+	rc = fs_file_flush_locked(fs, f);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
 }
@@ -485,7 +539,6 @@ int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	(void)path;
 	(void)datasync;
 	pthread_mutex_lock(&f->lock);
-	f->defer_empty = false; /* asked for explicitly: upload even if empty */
 	rc = fs_file_flush_locked(fs, f);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
@@ -510,16 +563,32 @@ int fs_unlink(const char *path)
 {
 	struct s3vfs *fs = fs_ctx();
 	char key[OBJMAP_KEY_BUF];
-	struct aws_error err;
+	struct aws_error err = { 0 };
 	int rc;
 
 	rc = fs_key(fs, path, OBJMAP_FILE, key);
 	if (rc < 0)
 		return rc == -EPERM ? -ENOENT : rc;
-	rc = s3_delete(fs->s3, key, &err);
+	/* POSIX: an open file stays readable after unlink, so keep a local
+	 * copy of its content first, and never upload it again. */
+	struct fs_file *f = fs_open_find(fs, key);
+	if (f) {
+		pthread_mutex_lock(&f->lock);
+		rc = ensure_staged(fs, f, true);
+		pthread_mutex_unlock(&f->lock);
+	}
+	if (rc == 0)
+		rc = s3_delete(fs->s3, key, &err);
+	if (rc == 0 && f) {
+		pthread_mutex_lock(&f->lock);
+		f->unlinked = true;
+		pthread_mutex_unlock(&f->lock);
+	}
+	if (f)
+		fs_file_put(fs, f);
 	if (rc < 0) {
 		char msg[512];
-		log_error("DELETE %s: %s", key, aws_error_str(&err, msg, sizeof(msg)));
+		log_error("unlink %s: %s", key, aws_error_str(&err, msg, sizeof(msg)));
 		return rc;
 	}
 	fs_cached(meta_cache_mark_negative(fs->mc, key, NULL));

@@ -75,6 +75,16 @@ struct s3vfs {
 
 	pthread_mutex_t open_lock;
 	struct fs_file *open_files; /* protected by open_lock */
+
+	/* Which version of each file the kernel's page cache holds (ops_file.c). */
+	pthread_mutex_t kc_lock;
+	struct fs_kc_slot *kc; /* FS_KC_SLOTS slots, protected by kc_lock */
+};
+
+#define FS_KC_SLOTS 4096
+struct fs_kc_slot {
+	uint64_t hash; /* of the key; 0: empty */
+	char etag[S3_ETAG_MAX];
 };
 
 /* An open file: a staging file holds its content once it is read for
@@ -87,13 +97,9 @@ struct fs_file {
 	/* Everything below is protected by lock. */
 	int fd; /* staging file, -1 when none */
 	char staging[4096];
-	bool staged; /* fd holds the whole content */
-	bool dirty;  /* changed since the last upload */
-	/* Created for writing and not written yet: a flush (which the close of
-	 * a dup'ed or inherited descriptor also sends) waits for content, so no
-	 * empty placeholder is uploaded before it; release uploads the file if
-	 * it stays empty. */
-	bool defer_empty;
+	bool staged;   /* fd holds the whole content */
+	bool dirty;    /* changed since the last upload */
+	bool unlinked; /* removed while open: never uploaded again */
 	uint64_t size; /* of the remote object when !staged */
 	char etag[S3_ETAG_MAX];
 	struct s3attr attr;	    /* attributes to upload with */
@@ -150,6 +156,9 @@ struct fs_file *fs_open_find(struct s3vfs *fs, const char *key); /* takes a ref 
 void fs_file_put(struct s3vfs *fs, struct fs_file *f);
 /* Upload f if dirty (f->lock held). */
 int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f) WARN_UNUSED;
+
+/* Remember that the kernel's pages of key are of version etag. */
+void fs_kc_note(struct s3vfs *fs, const char *key, const char *etag);
 
 /* The operations table (fs/ops.c gathers the per-file tables). */
 extern const struct fuse_operations s3vfs_ops;
