@@ -424,7 +424,7 @@ static int rename_dir(struct s3vfs *fs, const char *from_dkey, const char *to_dk
 		      const struct meta_entry *e)
 {
 	struct key_list l = { 0 };
-	struct aws_error err;
+	struct aws_error err = { 0 };
 	size_t flen = strlen(from_dkey);
 	int rc;
 
@@ -462,7 +462,7 @@ static int rename_dir(struct s3vfs *fs, const char *from_dkey, const char *to_dk
 		fs_cached(meta_cache_dir_invalidate(fs->mc, from_dkey));
 	}
 	fs_cached(meta_cache_dir_invalidate(fs->mc, to_dkey));
-	if (rc < 0) {
+	if (rc < 0 && (err.status || err.transport)) {
 		char msg[512];
 		log_error("rename %s -> %s: %s", from_dkey, to_dkey,
 			  aws_error_str(&err, msg, sizeof(msg)));

@@ -11,7 +11,12 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 demo=${S3VFS_DEMO_DIR:-/var/tmp/s3vfs-demo}
 
+mnt=${S3VFS_DEMO_MOUNT:-/mnt/s3vfs-demo}
+
 if [ "${1:-}" = stop ]; then
+	if grep -qs " $mnt fuse.s3vfs " /proc/mounts; then
+		fusermount3 -u "$mnt" || fusermount3 -u -z "$mnt"
+	fi
 	bash tests/servers/rgw.sh stop "$demo/rgw" || true
 	bash tests/servers/ddb.sh stop "$demo/ddb" || true
 	echo "quickstart: servers stopped (state kept in $demo; rm -rf it to start afresh)"
@@ -38,17 +43,24 @@ printf '<h1>s3vfs demo</h1>\n' | "${ctl[@]}" put s3://demo/site/index.html - \
 	--content-type text/html >/dev/null
 printf 'a,b\n1,2\n' | "${ctl[@]}" put s3://demo/data/table.csv - >/dev/null
 
+# Mount the demo bucket (daemonized; its log goes to syslog).
+mkdir -p "$mnt"
+if ! grep -qs " $mnt fuse.s3vfs " /proc/mounts; then
+	"$top/build/s3vfs" demo "$mnt" -o "endpoint=$endpoint,use_path_request_style,allow_other" \
+		-o "cache_dir=$demo/cache,stat_ttl=30"
+fi
+
 echo
-echo "The demo bucket, listed through s3vfs's wire layer:"
-"${ctl[@]}" ls s3://demo/
+echo "The demo bucket, mounted on $mnt:"
+ls -l "$mnt"
 cat <<MSG
 
 Local S3 (Ceph RGW):  $endpoint    DynamoDB Local: $ddb_endpoint
 Try:
+  ls -lR $mnt; cat $mnt/hello.txt
+  echo "written through the mount" > $mnt/new.txt; mkdir $mnt/docs
+  getfattr -n user.s3vfs.stats $mnt          # request counters as JSON
   export AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY AWS_EC2_METADATA_DISABLED=true
-  build/s3vfs-ctl --endpoint $endpoint --path-style get s3://demo/hello.txt
-  build/s3vfs-ctl --endpoint $endpoint --path-style head s3://demo/site/index.html
-  build/s3vfs-ctl --ddb-endpoint $ddb_endpoint ddb-create demo-heads pk
-  build/s3vfs-ctl --help
-Stop the servers: bash packaging/quickstart.sh stop
+  build/s3vfs-ctl --endpoint $endpoint --path-style ls s3://demo/   # the same bucket through the wire layer
+Unmount and stop the servers: bash packaging/quickstart.sh stop
 MSG
