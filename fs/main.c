@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -472,7 +473,9 @@ static int serve(struct s3vfs *fs, struct fuse_args *args)
 	if (upload_engine_start(fs->up) < 0)
 		log_error("pending uploads of an earlier run could not be resumed");
 	log_info("mounted %s on %s", fs->bucket, fs->mountpoint);
-	rc = fuse_loop_mt(fuse, &lc) == 0 ? 0 : 1;
+	/* The loop returns the signal that ended it: a SIGTERM is a clean exit. */
+	int lrc = fuse_loop_mt(fuse, &lc);
+	rc = lrc == 0 || lrc == SIGTERM || lrc == SIGINT || lrc == SIGHUP ? 0 : 1;
 	if (upload_engine_drain(fs->up, (long)fs->o.unmount_timeout * 1000) < 0)
 		log_warn("%" PRIu64 " uploads still pending at unmount; they are kept in %s "
 			 "and resume at the next mount",

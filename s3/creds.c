@@ -326,7 +326,7 @@ static int file_read(const char *path, size_t cap, char **out_text, size_t *out_
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		log_warn("%s is not a regular file; ignoring it", path); /* e.g. /dev/null */
+		log_debug("%s is not a regular file; ignoring it", path); /* e.g. /dev/null */
 		rc = -ENOENT;
 		goto out;
 	}
@@ -1033,9 +1033,9 @@ int creds_provider_new(const struct creds_config *cfg, struct http_client *hc,
 	int rc = chain_resolve(p, cfg ? cfg : &none);
 	if (rc < 0) {
 		if (rc == -ENOENT)
-			log_error("no AWS credentials found (tried options, environment, shared "
-				  "files%s)",
-				  hc ? ", ecs and imds" : "");
+			log_info("no AWS credentials found (tried options, environment, shared "
+				 "files%s)",
+				 hc ? ", ecs and imds" : "");
 		creds_provider_free(p);
 		return rc;
 	}
