@@ -540,28 +540,6 @@ static int cmd_cp(struct ctl *c, int argc, char **argv)
 	return rc < 0 ? fail("cp", argv[0], rc, &err) : 0;
 }
 
-struct key_list {
-	char **keys;
-	size_t n, cap;
-};
-
-static int on_collect(void *arg, const struct s3_list_entry *e)
-{
-	struct key_list *l = arg;
-	if (e->is_prefix)
-		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 1024;
-		char **k = realloc(l->keys, cap * sizeof(*k));
-		if (!k)
-			return -ENOMEM;
-		l->keys = k;
-		l->cap = cap;
-	}
-	l->keys[l->n] = strdup(e->key);
-	return l->keys[l->n++] ? 0 : -ENOMEM;
-}
-
 static int cmd_rm(struct ctl *c, int argc, char **argv)
 {
 	struct aws_error err;
@@ -569,17 +547,15 @@ static int cmd_rm(struct ctl *c, int argc, char **argv)
 
 	for (int i = 0; i < argc && rc == 0; i++) {
 		struct s3_client *s3 = NULL;
-		struct key_list l = { 0 };
+		struct s3_key_list l = { 0 };
 		const char *key;
 		if (s3_open(c, argv[i], &s3, &key) < 0)
 			return 2;
 		if (c->recursive) {
-			rc = s3_list(s3, key, NULL, on_collect, &l, &err);
+			rc = s3_list_keys(s3, key, &l, &err);
 			if (rc == 0)
 				rc = s3_delete_many(s3, (const char *const *)l.keys, l.n, &err);
-			for (size_t k = 0; k < l.n; k++)
-				free(l.keys[k]);
-			free(l.keys);
+			s3_key_list_cleanup(&l);
 		} else {
 			rc = s3_delete(s3, key, &err);
 		}

@@ -476,6 +476,7 @@ static int serve(struct s3vfs *fs, struct fuse_args *args)
 	/* The loop returns the signal that ended it: a SIGTERM is a clean exit. */
 	int lrc = fuse_loop_mt(fuse, &lc);
 	rc = lrc == 0 || lrc == SIGTERM || lrc == SIGINT || lrc == SIGHUP ? 0 : 1;
+	fs_files_close_all(fs);
 	if (upload_engine_drain(fs->up, (long)fs->o.unmount_timeout * 1000) < 0)
 		log_warn("%" PRIu64 " uploads still pending at unmount; they are kept in %s "
 			 "and resume at the next mount",

@@ -371,35 +371,6 @@ int fs_rmdir(const char *path)
 
 /* ---- rename ------------------------------------------------------------- */
 
-struct key_list {
-	char **keys;
-	size_t n, cap;
-};
-
-static int on_collect(void *arg, const struct s3_list_entry *e)
-{
-	struct key_list *l = arg;
-	if (e->is_prefix)
-		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 256;
-		char **k = realloc(l->keys, cap * sizeof(*k));
-		if (!k)
-			return -ENOMEM;
-		l->keys = k;
-		l->cap = cap;
-	}
-	l->keys[l->n] = strdup(e->key);
-	return l->keys[l->n++] ? 0 : -ENOMEM;
-}
-
-static void key_list_cleanup(struct key_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->keys[i]);
-	free(l->keys);
-}
-
 /* The copy keeps the metadata: so does the cache, when it knew it. */
 static void carry_entry(struct s3vfs *fs, const char *src, const char *dst, const char *etag)
 {
@@ -423,12 +394,12 @@ static void carry_entry(struct s3vfs *fs, const char *src, const char *dst, cons
 static int rename_dir(struct s3vfs *fs, const char *from_dkey, const char *to_dkey,
 		      const struct meta_entry *e)
 {
-	struct key_list l = { 0 };
+	struct s3_key_list l = { 0 };
 	struct aws_error err = { 0 };
 	size_t flen = strlen(from_dkey);
 	int rc;
 
-	rc = s3_list(fs->s3, from_dkey, NULL, on_collect, &l, &err);
+	rc = s3_list_keys(fs->s3, from_dkey, &l, &err);
 	/* Every new key must fit before the first copy: no half-moved tree. */
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		if (strlen(to_dkey) + strlen(l.keys[i] + flen) > OBJMAP_KEY_MAX)
@@ -467,7 +438,7 @@ static int rename_dir(struct s3vfs *fs, const char *from_dkey, const char *to_dk
 		log_error("rename %s -> %s: %s", from_dkey, to_dkey,
 			  aws_error_str(&err, msg, sizeof(msg)));
 	}
-	key_list_cleanup(&l);
+	s3_key_list_cleanup(&l);
 	return rc;
 }
 

@@ -71,6 +71,26 @@ void fs_file_put(struct s3vfs *fs, struct fs_file *f)
 		file_free(f);
 }
 
+void fs_files_close_all(struct s3vfs *fs)
+{
+	struct fs_file *f, *next;
+
+	/* The session is over: releases that never came (a signal ended the
+	 * loop first) are done here, uploading what was not sent yet. */
+	pthread_mutex_lock(&fs->open_lock);
+	f = fs->open_files;
+	fs->open_files = NULL;
+	pthread_mutex_unlock(&fs->open_lock);
+	for (; f; f = next) {
+		next = f->next;
+		pthread_mutex_lock(&f->lock);
+		if (fs_file_flush_locked(fs, f) < 0)
+			log_error("%s: upload at exit failed", f->key);
+		pthread_mutex_unlock(&f->lock);
+		file_free(f);
+	}
+}
+
 /* The open file of key, created from e when there is none. */
 static int file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e,
 		    struct fs_file **out)

@@ -975,6 +975,38 @@ int s3_list(struct s3_client *c, const char *prefix, const char *delimiter, s3_l
 	return rc;
 }
 
+static int on_collect_key(void *arg, const struct s3_list_entry *e)
+{
+	struct s3_key_list *l = arg;
+	if (e->is_prefix)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		char **k = realloc(l->keys, cap * sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		l->keys = k;
+		l->cap = cap;
+	}
+	l->keys[l->n] = strdup(e->key);
+	return l->keys[l->n++] ? 0 : -ENOMEM;
+}
+
+int s3_list_keys(struct s3_client *c, const char *prefix, struct s3_key_list *out,
+		 struct aws_error *err)
+{
+	return s3_list(c, prefix, NULL, on_collect_key, out, err);
+}
+
+void s3_key_list_cleanup(struct s3_key_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->keys[i]);
+	free(l->keys);
+	l->keys = NULL;
+	l->n = l->cap = 0;
+}
+
 /* ---- multipart ---------------------------------------------------------- */
 
 int s3_mpu_create(struct s3_client *c, const char *key, const struct s3_put_opts *opts,

@@ -154,6 +154,8 @@ int fs_put_object(struct s3vfs *fs, const char *key, const struct http_body *bod
 /* fs/ops_file.c */
 struct fs_file *fs_open_find(struct s3vfs *fs, const char *key); /* takes a ref */
 void fs_file_put(struct s3vfs *fs, struct fs_file *f);
+/* At exit: upload what open files hold unsent, and free them. */
+void fs_files_close_all(struct s3vfs *fs);
 /* Upload f if dirty (f->lock held). */
 int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f) WARN_UNUSED;
 

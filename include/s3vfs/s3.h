@@ -133,6 +133,16 @@ int s3_list_page(struct s3_client *c, const struct s3_list_opts *opts, s3_list_f
 int s3_list(struct s3_client *c, const char *prefix, const char *delimiter, s3_list_fn fn,
 	    void *arg, struct aws_error *err) WARN_UNUSED;
 
+/* Every key under prefix (no delimiter), for recursive deletes and renames. */
+struct s3_key_list {
+	char **keys;
+	size_t n, cap;
+};
+/* 0, or the listing's error; on error the list holds what was read (clean it up). */
+int s3_list_keys(struct s3_client *c, const char *prefix, struct s3_key_list *out,
+		 struct aws_error *err) WARN_UNUSED;
+void s3_key_list_cleanup(struct s3_key_list *l);
+
 /* Multipart upload. */
 int s3_mpu_create(struct s3_client *c, const char *key, const struct s3_put_opts *opts,
 		  char **out_upload_id, struct aws_error *err) WARN_UNUSED;
