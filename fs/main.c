@@ -55,6 +55,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("multipart_threshold=%llu", mp_threshold),
 	OPT("part_size=%llu", part_size),
 	OPT("parallel_count=%u", parallel),
+	OPT("read_part_size=%llu", read_part_size),
+	OPT("read_parallel=%u", read_parallel),
 	OPT("unmount_timeout=%u", unmount_timeout),
 	OPT("connect_timeout=%u", connect_timeout),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -96,6 +98,8 @@ static void usage(FILE *f)
 		"  -o multipart_threshold=N  bytes from which uploads are multipart (64 MiB)\n"
 		"  -o part_size=N            multipart part size in bytes (16 MiB, >= 5 MiB)\n"
 		"  -o parallel_count=N       parts in flight per file (4)\n"
+		"  -o read_part_size=N       bytes per ranged GET of a sequential reader (8 MiB)\n"
+		"  -o read_parallel=N        ranged GETs in flight per sequential reader (4)\n"
 		"  -o unmount_timeout=SECONDS  wait for pending uploads at unmount (30)\n"
 		"  -o connect_timeout=SECONDS  TCP/TLS connect timeout (10)\n"
 		"  -o ca_file=FILE           CA bundle for TLS\n"
@@ -210,6 +214,16 @@ static int check_options(struct s3vfs *fs)
 		fs->o.endpoint = NULL;
 	}
 	fs->ttl_ms = (int64_t)fs->o.stat_ttl * 1000;
+	fs->read_part_size = fs->o.read_part_size ? fs->o.read_part_size : 8u << 20;
+	fs->read_parallel = fs->o.read_parallel ? fs->o.read_parallel : 4;
+	if (fs->read_part_size < (64u << 10) || fs->read_part_size > (1ull << 30) ||
+	    fs->read_parallel > RA_SLOTS - 2) {
+		fprintf(stderr,
+			"s3vfs: read_part_size must be 64 KiB..1 GiB and read_parallel "
+			"at most %d\n",
+			RA_SLOTS - 2);
+		return -EINVAL;
+	}
 	return 0;
 bad:
 	fprintf(stderr, "s3vfs: bad uid, gid or umask option\n");
@@ -382,7 +396,9 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct s3vfs *fs = fuse_get_context()->private_data;
 
-	(void)conn;
+	/* 1 MiB requests: fewer round trips through the kernel for large I/O. */
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 4u << 20;
 	cfg->use_ino = 0;
 	cfg->attr_timeout = fs->o.stat_ttl;
 	cfg->entry_timeout = fs->o.stat_ttl;

@@ -22,8 +22,6 @@
 #include "s3vfs/log.h"
 #include "s3vfs/upload.h"
 
-#define READ_WINDOW (4u << 20)
-
 struct fs_file *fs_open_find(struct s3vfs *fs, const char *key)
 {
 	struct fs_file *f;
@@ -45,10 +43,17 @@ static void file_free(struct fs_file *f)
 		close(f->fd);
 	if (f->staging[0])
 		unlink(f->staging);
-	free(f->win);
+	fs_ra_cleanup(f);
 	s3attr_kvlist_cleanup(&f->extra);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
+}
+
+void fs_file_ref(struct s3vfs *fs, struct fs_file *f)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	f->refs++;
+	pthread_mutex_unlock(&fs->open_lock);
 }
 
 void fs_file_put(struct s3vfs *fs, struct fs_file *f)
@@ -102,6 +107,7 @@ static int file_get(struct s3vfs *fs, const char *key, const struct meta_entry *
 	n->fd = -1;
 	n->refs = 1;
 	pthread_mutex_init(&n->lock, NULL);
+	fs_ra_init(n);
 	snprintf(n->key, sizeof(n->key), "%s", key);
 	n->size = e->size;
 	snprintf(n->etag, sizeof(n->etag), "%s", e->etag);
@@ -410,45 +416,6 @@ static int mem_sink_write(void *arg, const void *data, size_t n)
 	return 0;
 }
 
-/* Read from the remote object through the window (f->lock held). */
-static int read_remote(struct s3vfs *fs, struct fs_file *f, char *buf, size_t size, uint64_t off)
-{
-	struct aws_error err;
-
-	if (off >= f->size)
-		return 0;
-	if (size > f->size - off)
-		size = (size_t)(f->size - off);
-	if (!f->win || off < f->win_off || off + size > f->win_off + f->win_len) {
-		uint64_t want = f->size - off < READ_WINDOW ? f->size - off : READ_WINDOW;
-		if (want < size)
-			want = size;
-		if (!f->win) {
-			f->win = malloc(READ_WINDOW > size ? READ_WINDOW : size);
-			if (!f->win)
-				return -ENOMEM;
-		}
-		struct mem_sink s = { .buf = f->win, .cap = (size_t)want };
-		struct s3_get_opts o = { .offset = off, .len = want };
-		f->win_len = 0;
-		int rc = s3_get(fs->s3, f->key, &o, mem_sink_write, &s, NULL, &err);
-		if (rc < 0) {
-			char msg[512];
-			log_error("GET %s: %s", f->key, aws_error_str(&err, msg, sizeof(msg)));
-			return rc;
-		}
-		f->win_off = off;
-		f->win_len = s.len;
-	}
-	uint64_t start = off - f->win_off;
-	if (start >= f->win_len)
-		return 0;
-	if (size > f->win_len - start)
-		size = (size_t)(f->win_len - start);
-	memcpy(buf, f->win + start, size);
-	return (int)size;
-}
-
 int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct s3vfs *fs = fs_ctx();
@@ -461,7 +428,7 @@ int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_fil
 		ssize_t n = pread(f->fd, buf, size, off);
 		rc = n < 0 ? -errno : (int)n;
 	} else {
-		rc = read_remote(fs, f, buf, size, (uint64_t)off);
+		rc = fs_ra_read(fs, f, buf, size, (uint64_t)off);
 	}
 	pthread_mutex_unlock(&f->lock);
 	return rc;

@@ -47,6 +47,8 @@ struct s3vfs_opts {
 	unsigned long long mp_threshold; /* bytes */
 	unsigned long long part_size;	 /* bytes */
 	unsigned parallel;
+	unsigned long long read_part_size;
+	unsigned read_parallel;
 	unsigned unmount_timeout; /* seconds to wait for pending uploads */
 	unsigned connect_timeout; /* seconds */
 	int show_help;
@@ -64,6 +66,8 @@ struct s3vfs {
 	mode_t umask;
 	int64_t ttl_ms;
 	time_t start_time;
+	uint64_t read_part_size; /* sequential readahead chunk */
+	unsigned read_parallel;	 /* chunks in flight ahead of a sequential reader */
 
 	struct stats stats;
 	struct http_client *http;
@@ -87,6 +91,30 @@ struct fs_kc_slot {
 	char etag[S3_ETAG_MAX];
 };
 
+/* One chunk of an object being read (readahead.c); protected by the file's lock. */
+struct ra_chunk {
+	uint64_t off;
+	size_t len;
+	char *data; /* cap bytes; filled by the fetch while state is LOADING */
+	size_t cap;
+	int state;
+	int err;
+	uint64_t used; /* last use, for eviction */
+};
+
+#define RA_SLOTS 16
+
+struct readahead {
+	struct ra_chunk slot[RA_SLOTS];
+	uint64_t next_off; /* where a sequential reader reads next */
+	uint64_t pos;	   /* where the current read is */
+	unsigned run;	   /* consecutive sequential reads */
+	unsigned window;   /* chunks fetched ahead of the reader */
+	int inflight;	   /* fetches running */
+	uint64_t clock;
+	pthread_cond_t cond; /* a chunk finished */
+};
+
 /* An open file: a staging file holds its content once it is read for
  * writing or written; until then reads go to S3. */
 struct fs_file {
@@ -105,10 +133,7 @@ struct fs_file {
 	struct s3attr attr;	    /* attributes to upload with */
 	struct s3attr_kvlist extra; /* other metadata pairs to keep */
 	char content_type[128];
-	/* read window when !staged */
-	char *win;
-	uint64_t win_off;
-	size_t win_len;
+	struct readahead ra; /* reads while !staged (readahead.c) */
 };
 
 static inline struct s3vfs *fs_ctx(void)
@@ -153,6 +178,12 @@ int fs_put_object(struct s3vfs *fs, const char *key, const struct http_body *bod
 
 /* fs/ops_file.c */
 struct fs_file *fs_open_find(struct s3vfs *fs, const char *key); /* takes a ref */
+void fs_file_ref(struct s3vfs *fs, struct fs_file *f);		 /* one more ref */
+
+/* fs/readahead.c: reads of the remote object (f->lock held). */
+void fs_ra_init(struct fs_file *f);
+void fs_ra_cleanup(struct fs_file *f);
+int fs_ra_read(struct s3vfs *fs, struct fs_file *f, char *buf, size_t size, uint64_t off);
 void fs_file_put(struct s3vfs *fs, struct fs_file *f);
 /* At exit: upload what open files hold unsent, and free them. */
 void fs_files_close_all(struct s3vfs *fs);
