@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "s3vfs/creds.h"
+#include "s3vfs/datacache.h"
 #include "s3vfs/fs.h"
 #include "s3vfs/http.h"
 #include "s3vfs/log.h"
@@ -57,6 +58,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("parallel_count=%u", parallel),
 	OPT("read_part_size=%llu", read_part_size),
 	OPT("read_parallel=%u", read_parallel),
+	OPT("cache_size=%s", cache_size_s),
 	OPT("unmount_timeout=%u", unmount_timeout),
 	OPT("connect_timeout=%u", connect_timeout),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -100,6 +102,7 @@ static void usage(FILE *f)
 		"  -o parallel_count=N       parts in flight per file (4)\n"
 		"  -o read_part_size=N       bytes per ranged GET of a sequential reader (8 MiB)\n"
 		"  -o read_parallel=N        ranged GETs in flight per sequential reader (4)\n"
+		"  -o cache_size=N[KMG]      disk cache of object data, LRU (1G; 0: off)\n"
 		"  -o unmount_timeout=SECONDS  wait for pending uploads at unmount (30)\n"
 		"  -o connect_timeout=SECONDS  TCP/TLS connect timeout (10)\n"
 		"  -o ca_file=FILE           CA bundle for TLS\n"
@@ -351,6 +354,54 @@ static int connect_s3(struct s3vfs *fs)
 	return rc;
 }
 
+/* "123", "64K", "512M", "1G" -> bytes. -EINVAL. */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned shift = 0;
+
+	if (errno || end == s || s[0] == '-')
+		return -EINVAL;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	else if (*end)
+		return -EINVAL;
+	if ((shift && end[1]) || v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int open_datacache(struct s3vfs *fs, const char *dir)
+{
+	uint64_t cap = 1ull << 30;
+	struct buf b;
+	int rc;
+
+	if (fs->o.cache_size_s && parse_bytes(fs->o.cache_size_s, &cap) < 0) {
+		fprintf(stderr, "s3vfs: bad cache_size \"%s\"\n", fs->o.cache_size_s);
+		return -EINVAL;
+	}
+	if (cap == 0)
+		return 0;
+	buf_init(&b, PATH_MAX);
+	rc = buf_printf(&b, "%s/data", dir);
+	fs->dc_block = 1u << 20;
+	if (rc == 0)
+		rc = datacache_open(buf_str(&b), cap, (uint32_t)fs->dc_block, &fs->dc);
+	if (rc < 0)
+		fprintf(stderr, "s3vfs: cannot open the data cache in %s: %s\n", buf_str(&b),
+			strerror(-rc));
+	buf_cleanup(&b);
+	return rc;
+}
+
 static int open_state(struct s3vfs *fs)
 {
 	struct upload_config uc;
@@ -376,6 +427,9 @@ static int open_state(struct s3vfs *fs)
 		fprintf(stderr, "s3vfs: cannot create %s: %s\n", fs->staging_dir, strerror(-rc));
 		goto out;
 	}
+	rc = open_datacache(fs, dir);
+	if (rc < 0)
+		goto out;
 	upload_config_default(&uc);
 	if (fs->o.mp_threshold)
 		uc.multipart_threshold = fs->o.mp_threshold;
@@ -441,15 +495,16 @@ const struct fuse_operations s3vfs_ops = {
 static void teardown(struct s3vfs *fs)
 {
 	upload_engine_free(fs->up);
+	datacache_close(fs->dc);
 	meta_cache_close(fs->mc);
 	s3_client_free(fs->s3);
 	creds_provider_free(fs->creds);
 	http_client_free(fs->http);
 	free(fs->staging_dir);
 	/* fuse_opt_parse() strdup()s the string options for us. */
-	char **strs[] = { &fs->o.endpoint,  &fs->o.region,   &fs->o.profile,
-			  &fs->o.cache_dir, &fs->o.loglevel, &fs->o.ca_file,
-			  &fs->o.uid_s,	    &fs->o.gid_s,    &fs->o.umask_s };
+	char **strs[] = { &fs->o.endpoint, &fs->o.region,      &fs->o.profile, &fs->o.cache_dir,
+			  &fs->o.loglevel, &fs->o.ca_file,     &fs->o.uid_s,   &fs->o.gid_s,
+			  &fs->o.umask_s,  &fs->o.cache_size_s };
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		free(*strs[i]);
 	free(fs->bucket);

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "s3vfs/datacache.h"
 #include "s3vfs/fs.h"
 #include "s3vfs/log.h"
 #include "s3vfs/upload.h"
@@ -571,6 +572,8 @@ int fs_unlink(const char *path)
 		f->unlinked = true;
 		pthread_mutex_unlock(&f->lock);
 	}
+	if (rc == 0 && fs->dc)
+		fs_cached(datacache_invalidate(fs->dc, key));
 	if (f)
 		fs_file_put(fs, f);
 	if (rc < 0) {

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "s3vfs/datacache.h"
 #include "s3vfs/fs.h"
 #include "s3vfs/log.h"
 
@@ -33,7 +34,31 @@ struct ra_job {
 	struct fs_file *f;
 	struct ra_chunk *c;
 	char etag[S3_ETAG_MAX];
+	uint64_t size;
+	struct datacache_fill fill;
 };
+
+/* Keep the whole blocks of a fetched chunk in the disk cache (no lock held:
+ * the chunk's buffer is the fetch's own until it is marked ready). */
+static void cache_chunk(struct ra_job *j, const struct ra_chunk *c, uint64_t size)
+{
+	struct datacache *dc = j->fs->dc;
+	uint64_t bs = j->fs->dc_block;
+
+	if (!dc || !j->etag[0])
+		return;
+	for (uint64_t b = (c->off + bs - 1) / bs; b * bs < c->off + c->len; b++) {
+		uint64_t start = b * bs, end = start + bs < size ? start + bs : size;
+		if (end > c->off + c->len)
+			break; /* a partial block: the next fetch of it stores it whole */
+		int rc = datacache_write_block(dc, &j->fill, j->f->key, j->etag, size, b,
+					       c->data + (start - c->off), (size_t)(end - start));
+		if (rc < 0 && rc != -EAGAIN && rc != -ENOSPC) {
+			log_warn("data cache: %s", strerror(-rc));
+			break;
+		}
+	}
+}
 
 struct fill {
 	char *buf;
@@ -63,6 +88,8 @@ static void *fetch_main(void *arg)
 	int rc = s3_get(j->fs->s3, j->f->key, &o, fill_sink, &s, NULL, &err);
 	if (rc == 0 && s.len != c->len)
 		rc = -EPROTO;
+	if (rc == 0)
+		cache_chunk(j, c, j->size);
 	if (rc < 0) {
 		char msg[512];
 		log_error("GET %s [%llu, +%zu): %s", j->f->key, (unsigned long long)c->off, c->len,
@@ -130,8 +157,10 @@ static int start_fetch(struct s3vfs *fs, struct fs_file *f, uint64_t off, size_t
 	c->len = len;
 	c->state = RA_LOADING;
 	c->used = ++f->ra.clock;
-	*j = (struct ra_job){ .fs = fs, .f = f, .c = c };
+	*j = (struct ra_job){ .fs = fs, .f = f, .c = c, .size = f->size };
 	snprintf(j->etag, sizeof(j->etag), "%s", f->etag);
+	if (fs->dc)
+		datacache_fill_begin(fs->dc, &j->fill);
 	fs_file_ref(fs, f);
 	f->ra.inflight++;
 	pthread_attr_t at;
@@ -202,6 +231,16 @@ int fs_ra_read(struct s3vfs *fs, struct fs_file *f, char *buf, size_t size, uint
 		return 0;
 	if (size > f->size - off)
 		size = (size_t)(f->size - off);
+	/* The disk cache first: a valid cached block makes no request. */
+	size_t got = 0;
+	if (fs->dc && f->etag[0] &&
+	    datacache_read(fs->dc, f->key, f->etag, f->size, off, buf, size, &got) == 0) {
+		atomic_fetch_add(&fs->stats.cache_hits, 1);
+		f->ra.next_off = off + got;
+		return (int)got;
+	}
+	if (fs->dc)
+		atomic_fetch_add(&fs->stats.cache_misses, 1);
 	/* The kernel reads ahead asynchronously: requests of one sequential
 	 * reader arrive a little out of order. Near the expected place counts. */
 	uint64_t slack = 4u << 20;

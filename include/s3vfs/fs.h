@@ -30,6 +30,7 @@
 struct creds_provider;
 struct http_client;
 struct upload_engine;
+struct datacache;
 
 /* Options, as parsed by fuse_opt (fs/main.c); strings owned by fuse_opt. */
 struct s3vfs_opts {
@@ -48,6 +49,7 @@ struct s3vfs_opts {
 	unsigned long long part_size;	 /* bytes */
 	unsigned parallel;
 	unsigned long long read_part_size;
+	char *cache_size_s; /* bytes, with K/M/G; 0 turns the data cache off */
 	unsigned read_parallel;
 	unsigned unmount_timeout; /* seconds to wait for pending uploads */
 	unsigned connect_timeout; /* seconds */
@@ -75,6 +77,8 @@ struct s3vfs {
 	struct s3_client *s3;
 	struct meta_cache *mc;
 	struct upload_engine *up;
+	struct datacache *dc; /* NULL with cache_size=0 */
+	uint64_t dc_block;    /* its block size */
 	char *staging_dir;
 
 	pthread_mutex_t open_lock;
