@@ -59,6 +59,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("read_part_size=%llu", read_part_size),
 	OPT("read_parallel=%u", read_parallel),
 	OPT("cache_size=%s", cache_size_s),
+	OPT("no_stream_writes", no_stream_writes),
 	OPT("unmount_timeout=%u", unmount_timeout),
 	OPT("connect_timeout=%u", connect_timeout),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -103,6 +104,7 @@ static void usage(FILE *f)
 		"  -o read_part_size=N       bytes per ranged GET of a sequential reader (8 MiB)\n"
 		"  -o read_parallel=N        ranged GETs in flight per sequential reader (4)\n"
 		"  -o cache_size=N[KMG]      disk cache of object data, LRU (1G; 0: off)\n"
+		"  -o no_stream_writes       upload large files at close only, not while written\n"
 		"  -o unmount_timeout=SECONDS  wait for pending uploads at unmount (30)\n"
 		"  -o connect_timeout=SECONDS  TCP/TLS connect timeout (10)\n"
 		"  -o ca_file=FILE           CA bundle for TLS\n"
@@ -438,6 +440,10 @@ static int open_state(struct s3vfs *fs)
 	if (fs->o.parallel)
 		uc.parallel = (int)fs->o.parallel;
 	uc.staging_dir = fs->staging_dir;
+	fs->up_threshold = uc.multipart_threshold;
+	fs->up_part_size = uc.part_size;
+	fs->up_parallel = uc.parallel;
+	fs->stream_writes = !fs->o.no_stream_writes;
 	rc = upload_engine_new(&uc, fs->s3, fs->mc, &fs->stats, &fs->up);
 	if (rc < 0)
 		fprintf(stderr, "s3vfs: cannot start the upload engine: %s\n", strerror(-rc));

@@ -58,6 +58,7 @@ static int change_open_file(struct s3vfs *fs, const char *key, const struct chan
 	pthread_mutex_lock(&f->lock);
 	if (f->dirty && !c->xname) {
 		apply_attr(c, &f->attr);
+		fs_stream_break(f); /* an upload under way carries the old attributes */
 		taken = 1;
 	} else if (!c->xname) {
 		apply_attr(c, &f->attr); /* keep the handle in step, then rewrite */

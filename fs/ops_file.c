@@ -38,8 +38,9 @@ struct fs_file *fs_open_find(struct s3vfs *fs, const char *key)
 	return f;
 }
 
-static void file_free(struct fs_file *f)
+static void file_free(struct s3vfs *fs, struct fs_file *f)
 {
+	fs_stream_cleanup(fs, f);
 	if (f->fd >= 0)
 		close(f->fd);
 	if (f->staging[0])
@@ -74,7 +75,7 @@ void fs_file_put(struct s3vfs *fs, struct fs_file *f)
 	}
 	pthread_mutex_unlock(&fs->open_lock);
 	if (last)
-		file_free(f);
+		file_free(fs, f);
 }
 
 void fs_files_close_all(struct s3vfs *fs)
@@ -93,7 +94,7 @@ void fs_files_close_all(struct s3vfs *fs)
 		if (fs_file_flush_locked(fs, f) < 0)
 			log_error("%s: upload at exit failed", f->key);
 		pthread_mutex_unlock(&f->lock);
-		file_free(f);
+		file_free(fs, f);
 	}
 }
 
@@ -109,6 +110,7 @@ static int file_get(struct s3vfs *fs, const char *key, const struct meta_entry *
 	n->refs = 1;
 	pthread_mutex_init(&n->lock, NULL);
 	fs_ra_init(n);
+	fs_stream_init(n);
 	snprintf(n->key, sizeof(n->key), "%s", key);
 	n->size = e->size;
 	snprintf(n->etag, sizeof(n->etag), "%s", e->etag);
@@ -132,7 +134,7 @@ static int file_get(struct s3vfs *fs, const char *key, const struct meta_entry *
 	}
 	pthread_mutex_unlock(&fs->open_lock);
 	if (f) {
-		file_free(n);
+		file_free(fs, n);
 		*out = f;
 	} else {
 		*out = n;
@@ -191,6 +193,7 @@ static int ensure_staged(struct s3vfs *fs, struct fs_file *f, bool want_content)
 		return rc;
 	if (want_content && f->size > 0) {
 		struct fd_sink sink = { .fd = f->fd };
+		fs_stream_break(f); /* not a new file written from 0 */
 		rc = s3_get(fs->s3, f->key, NULL, fd_sink_write, &sink, &info, &err);
 		if (rc < 0) {
 			char msg[512];
@@ -241,7 +244,12 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
 		.meta = (const struct s3_meta *)pairs.kv,
 		.nmeta = pairs.n,
 	};
-	rc = upload_file(fs->up, f->key, f->fd, f->staging, (uint64_t)st.st_size, &po, etag);
+	rc = fs_stream_finish(fs, f, (uint64_t)st.st_size, etag);
+	if (rc == 0)
+		f->attr.mtime = f->stream.attr.mtime; /* what the object carries */
+	else
+		rc = upload_file(fs->up, f->key, f->fd, f->staging, (uint64_t)st.st_size, &po,
+				 etag);
 	s3attr_kvlist_cleanup(&pairs);
 	if (rc == -EIO) {
 		/* The engine holds this version now and retries it: a later close
@@ -452,6 +460,7 @@ int fs_write(const char *path, const char *buf, size_t size, off_t off, struct f
 		f->dirty = true;
 		clock_gettime(CLOCK_REALTIME, &f->attr.mtime);
 		f->attr.ctime = f->attr.mtime;
+		fs_stream_wrote(fs, f, (uint64_t)off, (size_t)rc);
 	}
 	pthread_mutex_unlock(&f->lock);
 	return rc;
@@ -461,6 +470,8 @@ int fs_write(const char *path, const char *buf, size_t size, off_t off, struct f
 static int truncate_locked(struct s3vfs *fs, struct fs_file *f, off_t size)
 {
 	int rc = ensure_staged(fs, f, size > 0);
+	if (size != 0 || f->stream.upload_id)
+		fs_stream_break(f);
 	if (rc == 0 && ftruncate(f->fd, size) < 0)
 		rc = -errno;
 	if (rc == 0) {

@@ -53,6 +53,7 @@ struct s3vfs_opts {
 	unsigned read_parallel;
 	unsigned unmount_timeout; /* seconds to wait for pending uploads */
 	unsigned connect_timeout; /* seconds */
+	int no_stream_writes;
 	int show_help;
 	int show_version;
 	int foreground;
@@ -68,6 +69,10 @@ struct s3vfs {
 	mode_t umask;
 	int64_t ttl_ms;
 	time_t start_time;
+	uint64_t up_threshold;	 /* multipart from this size */
+	uint64_t up_part_size;	 /* multipart part size */
+	int up_parallel;	 /* parts in flight per file */
+	bool stream_writes;	 /* upload parts while a file is written */
 	uint64_t read_part_size; /* sequential readahead chunk */
 	unsigned read_parallel;	 /* chunks in flight ahead of a sequential reader */
 
@@ -119,6 +124,21 @@ struct readahead {
 	pthread_cond_t cond; /* a chunk finished */
 };
 
+/* A multipart upload made while a file is written (stream.c); protected by
+ * the file's lock. */
+struct fs_stream {
+	char *upload_id; /* NULL until the written prefix passes the threshold */
+	uint64_t end;	 /* bytes written sequentially from 0 */
+	int sent;	 /* parts handed to threads */
+	int inflight;
+	int err;
+	bool broken;	    /* not a plain sequential write: upload at flush as usual */
+	struct s3attr attr; /* the metadata the upload was created with */
+	char (*etags)[S3_ETAG_MAX];
+	int cap;
+	pthread_cond_t cond;
+};
+
 /* An open file: a staging file holds its content once it is read for
  * writing or written; until then reads go to S3. */
 struct fs_file {
@@ -137,7 +157,8 @@ struct fs_file {
 	struct s3attr attr;	    /* attributes to upload with */
 	struct s3attr_kvlist extra; /* other metadata pairs to keep */
 	char content_type[128];
-	struct readahead ra; /* reads while !staged (readahead.c) */
+	struct readahead ra;	 /* reads while !staged (readahead.c) */
+	struct fs_stream stream; /* uploads while writing (stream.c) */
 };
 
 static inline struct s3vfs *fs_ctx(void)
@@ -183,6 +204,15 @@ int fs_put_object(struct s3vfs *fs, const char *key, const struct http_body *bod
 /* fs/ops_file.c */
 struct fs_file *fs_open_find(struct s3vfs *fs, const char *key); /* takes a ref */
 void fs_file_ref(struct s3vfs *fs, struct fs_file *f);		 /* one more ref */
+
+/* fs/stream.c: uploads while writing (f->lock held). */
+void fs_stream_init(struct fs_file *f);
+void fs_stream_cleanup(struct s3vfs *fs, struct fs_file *f);
+void fs_stream_wrote(struct s3vfs *fs, struct fs_file *f, uint64_t off, size_t n);
+void fs_stream_break(struct fs_file *f);
+/* Complete the streamed upload of a file of size bytes: 0 and *out_etag, or
+ * -ENOENT when there is none to complete (the caller uploads as usual). */
+int fs_stream_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *out_etag);
 
 /* fs/readahead.c: reads of the remote object (f->lock held). */
 void fs_ra_init(struct fs_file *f);
