@@ -207,6 +207,7 @@ static int ensure_staged(struct s3vfs *fs, struct fs_file *f, bool want_content)
 		}
 		snprintf(f->etag, sizeof(f->etag), "%s", info.etag);
 		snprintf(f->content_type, sizeof(f->content_type), "%s", info.content_type);
+		fs_pc_begin(fs, f, info.etag, f->size);
 		/* Keep the pairs we do not own (chmod-safe rewrite). */
 		s3attr_kvlist_cleanup(&f->extra);
 		f->extra.kv = calloc(info.nmeta ? info.nmeta : 1, sizeof(*f->extra.kv));
@@ -248,8 +249,14 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
 	if (rc == 0)
 		f->attr.mtime = f->stream.attr.mtime; /* what the object carries */
 	else
+		rc = fs_pc_finish(fs, f, (uint64_t)st.st_size, etag);
+	if (rc == -ENOENT)
 		rc = upload_file(fs->up, f->key, f->fd, f->staging, (uint64_t)st.st_size, &po,
 				 etag);
+	if (rc == 0)
+		fs_pc_begin(fs, f, etag, (uint64_t)st.st_size); /* the new base version */
+	else
+		fs_pc_off(f);
 	s3attr_kvlist_cleanup(&pairs);
 	if (rc == -EIO) {
 		/* The engine holds this version now and retries it: a later close
@@ -461,6 +468,7 @@ int fs_write(const char *path, const char *buf, size_t size, off_t off, struct f
 		clock_gettime(CLOCK_REALTIME, &f->attr.mtime);
 		f->attr.ctime = f->attr.mtime;
 		fs_stream_wrote(fs, f, (uint64_t)off, (size_t)rc);
+		fs_pc_touch(fs, f, (uint64_t)off, (uint64_t)rc);
 	}
 	pthread_mutex_unlock(&f->lock);
 	return rc;
@@ -472,6 +480,7 @@ static int truncate_locked(struct s3vfs *fs, struct fs_file *f, off_t size)
 	int rc = ensure_staged(fs, f, size > 0);
 	if (size != 0 || f->stream.upload_id)
 		fs_stream_break(f);
+	fs_pc_off(f); /* the parts past the new end are not the staged version's */
 	if (rc == 0 && ftruncate(f->fd, size) < 0)
 		rc = -errno;
 	if (rc == 0) {

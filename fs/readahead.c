@@ -201,6 +201,25 @@ static uint64_t next_chunk(struct fs_file *f, uint64_t o, uint64_t end)
 	return end;
 }
 
+/*
+ * Where a fetch for the reader at o should start: o's 1 MiB block, so that
+ * chunks stay block-aligned for the disk cache, but not over a chunk that
+ * already holds the bytes before o.
+ */
+static uint64_t fetch_start(struct fs_file *f, uint64_t o)
+{
+	uint64_t start = o / RA_BLOCK * RA_BLOCK;
+
+	for (int i = 0; i < RA_SLOTS; i++) {
+		struct ra_chunk *c = &f->ra.slot[i];
+		uint64_t end = c->off + c->len;
+		if ((c->state == RA_LOADING || c->state == RA_READY) && c->off < o && end > start &&
+		    end <= o)
+			start = end;
+	}
+	return start;
+}
+
 /* Keep the sequential window full ahead of off (f->lock held). */
 static void fill_window(struct s3vfs *fs, struct fs_file *f, uint64_t off)
 {
@@ -209,10 +228,10 @@ static void fill_window(struct s3vfs *fs, struct fs_file *f, uint64_t off)
 
 	/* The reader's own part from where it is, then whole aligned parts. */
 	for (unsigned k = 0; k <= f->ra.window; k++) {
-		uint64_t o = k == 0 ? off : first + k * part;
+		uint64_t o = k == 0 ? fetch_start(f, off) : first + k * part;
 		if (o >= f->size)
 			break;
-		if (chunk_at(f, o))
+		if (chunk_at(f, k == 0 ? off : o))
 			continue;
 		uint64_t end = first + (k + 1) * part;
 		if (end > f->size)
@@ -258,9 +277,7 @@ int fs_ra_read(struct s3vfs *fs, struct fs_file *f, char *buf, size_t size, uint
 			fill_window(fs, f, o);
 		struct ra_chunk *c = chunk_at(f, o);
 		if (!c) {
-			uint64_t b = o / RA_BLOCK * RA_BLOCK;
-			if (b < f->ra.next_off && f->ra.run >= 2)
-				b = o; /* a sequential reader: from where it is */
+			uint64_t b = fetch_start(f, o);
 			uint64_t end = b + RA_BLOCK < f->size ? b + RA_BLOCK : f->size;
 			end = next_chunk(f, b, end);
 			int rc = start_fetch(fs, f, b, (size_t)(end - b));

@@ -255,5 +255,128 @@ void fs_stream_cleanup(struct s3vfs *fs, struct fs_file *f)
 	}
 	free(f->stream.upload_id);
 	free(f->stream.etags);
+	free(f->pc.dirty);
 	pthread_cond_destroy(&f->stream.cond);
+}
+
+/*
+ * Part copy: a large object that was staged to be changed in place keeps
+ * its unchanged parts server-side. At flush, every part_size part the
+ * writes did not touch, lying wholly inside the object as it was staged, is
+ * an UploadPartCopy from that version (If-Match on its ETag); the touched
+ * parts are uploaded from the staging file. Any failure aborts and the
+ * caller uploads the staged file whole, which is complete: nothing is lost.
+ */
+void fs_pc_begin(struct s3vfs *fs, struct fs_file *f, const char *etag, uint64_t size)
+{
+	struct fs_partcopy *pc = &f->pc;
+
+	free(pc->dirty);
+	memset(pc, 0, sizeof(*pc));
+	if (!etag[0] || size < fs->up_threshold || size < 2 * fs->up_part_size)
+		return;
+	snprintf(pc->base_etag, sizeof(pc->base_etag), "%s", etag);
+	pc->base_size = size;
+	pc->on = true;
+}
+
+void fs_pc_touch(struct s3vfs *fs, struct fs_file *f, uint64_t off, uint64_t n)
+{
+	struct fs_partcopy *pc = &f->pc;
+
+	if (!pc->on || n == 0)
+		return;
+	uint64_t last = (off + n - 1) / fs->up_part_size;
+	if (last >= pc->cap) {
+		size_t cap = (size_t)last + 64;
+		unsigned char *d = realloc(pc->dirty, cap);
+		if (!d) {
+			pc->on = false;
+			return;
+		}
+		memset(d + pc->cap, 0, cap - pc->cap);
+		pc->dirty = d;
+		pc->cap = cap;
+	}
+	for (uint64_t i = off / fs->up_part_size; i <= last; i++)
+		pc->dirty[i] = 1;
+}
+
+void fs_pc_off(struct fs_file *f)
+{
+	f->pc.on = false;
+}
+
+static bool pc_clean(const struct fs_partcopy *pc, uint64_t i, uint64_t start, uint64_t end)
+{
+	return (i >= pc->cap || !pc->dirty[i]) && end <= pc->base_size && end > start;
+}
+
+/* Send every part; out_copied counts the parts copied server-side. */
+static int pc_parts(struct s3vfs *fs, struct fs_file *f, const char *id, uint64_t size,
+		    char (*etags)[S3_ETAG_MAX], int n, int *out_copied)
+{
+	struct fs_partcopy *pc = &f->pc;
+	uint64_t ps = fs->up_part_size;
+	struct aws_error err;
+	int rc = 0;
+
+	for (int i = 0; rc == 0 && i < n; i++) {
+		uint64_t start = (uint64_t)i * ps, end = start + ps < size ? start + ps : size;
+		if (pc_clean(pc, (uint64_t)i, start, end)) {
+			rc = s3_mpu_part_copy(fs->s3, f->key, id, i + 1, f->key, start, end - start,
+					      pc->base_etag, etags[i], &err);
+			(*out_copied)++;
+		} else {
+			struct http_body b = { .fd = f->fd, .offset = start, .len = end - start };
+			rc = s3_mpu_part(fs->s3, f->key, id, i + 1, &b, true, etags[i], &err);
+		}
+	}
+	return rc;
+}
+
+int fs_pc_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *out_etag)
+{
+	struct fs_partcopy *pc = &f->pc;
+	struct s3attr_kvlist pairs = { 0 };
+	struct aws_error err;
+	char *id = NULL;
+	int copied = 0, rc;
+
+	if (!pc->on || size < fs->up_threshold)
+		return -ENOENT;
+	int n = (int)((size + fs->up_part_size - 1) / fs->up_part_size);
+	char(*etags)[S3_ETAG_MAX] = calloc((size_t)n, sizeof(*etags));
+	const char **ptrs = calloc((size_t)n, sizeof(*ptrs));
+	rc = etags && ptrs && n <= S3_PARTS_MAX ? 0 : -ENOMEM;
+	if (rc == 0)
+		rc = s3attr_merge(f->extra.kv, f->extra.n, &f->attr,
+				  S3ATTR_MODE | S3ATTR_UID | S3ATTR_GID | S3ATTR_MTIME |
+					  S3ATTR_CTIME,
+				  NULL, &pairs);
+	struct s3_put_opts po = {
+		.content_type = f->content_type[0] ? f->content_type : NULL,
+		.meta = (const struct s3_meta *)pairs.kv,
+		.nmeta = pairs.n,
+	};
+	if (rc == 0)
+		rc = s3_mpu_create(fs->s3, f->key, &po, &id, &err);
+	if (rc == 0)
+		rc = pc_parts(fs, f, id, size, etags, n, &copied);
+	for (int i = 0; rc == 0 && i < n; i++)
+		ptrs[i] = etags[i];
+	if (rc == 0)
+		rc = s3_mpu_complete(fs->s3, f->key, id, ptrs, n, out_etag, &err);
+	if (rc < 0 && id && s3_mpu_abort(fs->s3, f->key, id, &err) < 0)
+		log_warn("abort of the multipart upload of %s failed", f->key);
+	if (rc < 0)
+		log_warn("part-copy upload of %s failed (%s); uploading it whole", f->key,
+			 strerror(-rc));
+	else
+		log_debug("%s: %d of %d parts copied server-side", f->key, copied, n);
+	s3attr_kvlist_cleanup(&pairs);
+	free(id);
+	free(etags);
+	free(ptrs);
+	return rc < 0 ? -ENOENT : 0;
 }

@@ -139,6 +139,15 @@ struct fs_stream {
 	pthread_cond_t cond;
 };
 
+/* The object a staged file was read from, for UploadPartCopy (stream.c). */
+struct fs_partcopy {
+	bool on;
+	char base_etag[S3_ETAG_MAX];
+	uint64_t base_size;
+	unsigned char *dirty; /* per part: written since staging */
+	size_t cap;
+};
+
 /* An open file: a staging file holds its content once it is read for
  * writing or written; until then reads go to S3. */
 struct fs_file {
@@ -159,6 +168,7 @@ struct fs_file {
 	char content_type[128];
 	struct readahead ra;	 /* reads while !staged (readahead.c) */
 	struct fs_stream stream; /* uploads while writing (stream.c) */
+	struct fs_partcopy pc;	 /* unchanged parts copied server-side (stream.c) */
 };
 
 static inline struct s3vfs *fs_ctx(void)
@@ -213,6 +223,12 @@ void fs_stream_break(struct fs_file *f);
 /* Complete the streamed upload of a file of size bytes: 0 and *out_etag, or
  * -ENOENT when there is none to complete (the caller uploads as usual). */
 int fs_stream_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *out_etag);
+
+void fs_pc_begin(struct s3vfs *fs, struct fs_file *f, const char *etag, uint64_t size);
+void fs_pc_touch(struct s3vfs *fs, struct fs_file *f, uint64_t off, uint64_t n);
+void fs_pc_off(struct fs_file *f);
+/* Upload with unchanged parts copied: 0 and *out_etag, or -ENOENT (upload whole). */
+int fs_pc_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *out_etag);
 
 /* fs/readahead.c: reads of the remote object (f->lock held). */
 void fs_ra_init(struct fs_file *f);

@@ -65,3 +65,23 @@ def test_small_files_do_not_stream(s3vfs_mount, s3, bucket):
     (m.path / "small").write_bytes(b"x" * (10 * MIB))
     r = m.stats()["requests"]
     assert (r["put"], r["mpu_create"]) == (1, 0), r
+
+
+def test_small_overwrite_of_a_large_file_copies_the_unchanged_parts(s3vfs_mount, s3, bucket):
+    data = bytearray(random.Random(7).randbytes(40 * MIB))
+    s3.put_object(Bucket=bucket, Key="big", Body=bytes(data))
+    m = s3vfs_mount(bucket, opts=OPTS)
+    before = m.stats()["requests"]
+    with open(m.path / "big", "r+b") as f:
+        f.seek(20 * MIB + 3)
+        f.write(b"patched")
+    data[20 * MIB + 3:20 * MIB + 10] = b"patched"
+    r = m.stats()["requests"]
+    d = {k: r[k] - before[k] for k in ("mpu_create", "mpu_part", "mpu_part_copy",
+                                        "mpu_complete", "put")}
+    # 5 parts of 8 MiB: the one written is uploaded, the other 4 are copied server-side
+    assert d == {"mpu_create": 1, "mpu_part": 1, "mpu_part_copy": 4, "mpu_complete": 1,
+                 "put": 0}, d
+    body = s3.get_object(Bucket=bucket, Key="big")["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(bytes(data)).digest()
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
