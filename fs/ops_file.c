@@ -91,6 +91,11 @@ void fs_files_close_all(struct s3vfs *fs)
 	for (; f; f = next) {
 		next = f->next;
 		pthread_mutex_lock(&f->lock);
+		/* Background fetches and parts hold references: let them end. */
+		while (f->ra.inflight > 0)
+			pthread_cond_wait(&f->ra.cond, &f->lock);
+		while (f->stream.inflight > 0)
+			pthread_cond_wait(&f->stream.cond, &f->lock);
 		if (fs_file_flush_locked(fs, f) < 0)
 			log_error("%s: upload at exit failed", f->key);
 		pthread_mutex_unlock(&f->lock);
