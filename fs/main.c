@@ -516,6 +516,7 @@ static void teardown(struct s3vfs *fs)
 	free(fs->bucket);
 	free(fs->mountpoint);
 	pthread_mutex_destroy(&fs->open_lock);
+	pthread_cond_destroy(&fs->files_gone);
 	pthread_mutex_destroy(&fs->kc_lock);
 	free(fs->kc);
 }
@@ -578,6 +579,7 @@ int main(int argc, char **argv)
 	fs.o.unmount_timeout = 30;
 	fs.start_time = time(NULL);
 	pthread_mutex_init(&fs.open_lock, NULL);
+	pthread_cond_init(&fs.files_gone, NULL);
 	pthread_mutex_init(&fs.kc_lock, NULL);
 	fs.kc = calloc(FS_KC_SLOTS, sizeof(*fs.kc));
 	stats_init(&fs.stats);

@@ -72,6 +72,8 @@ void fs_file_put(struct s3vfs *fs, struct fs_file *f)
 				break;
 			}
 		}
+		if (--fs->live_files == 0)
+			pthread_cond_broadcast(&fs->files_gone);
 	}
 	pthread_mutex_unlock(&fs->open_lock);
 	if (last)
@@ -80,27 +82,44 @@ void fs_file_put(struct s3vfs *fs, struct fs_file *f)
 
 void fs_files_close_all(struct s3vfs *fs)
 {
-	struct fs_file *f, *next;
+	struct fs_file *list[256];
+	int n;
 
-	/* The session is over: releases that never came (a signal ended the
-	 * loop first) are done here, uploading what was not sent yet. */
+	/*
+	 * The session is over: releases that never came (a signal ended the
+	 * loop first) are done here, uploading what was not sent yet. Then wait
+	 * until every file is freed: background fetches and parts hold
+	 * references, and they must end before the clients they use go away.
+	 */
+	do {
+		pthread_mutex_lock(&fs->open_lock);
+		n = 0;
+		for (struct fs_file *f = fs->open_files; f && n < 256; f = f->next) {
+			if (f->opens > 0) {
+				f->refs++; /* ours, for the loop below */
+				list[n++] = f;
+			}
+		}
+		pthread_mutex_unlock(&fs->open_lock);
+		for (int i = 0; i < n; i++) {
+			struct fs_file *f = list[i];
+			pthread_mutex_lock(&f->lock);
+			if (fs_file_flush_locked(fs, f) < 0)
+				log_error("%s: upload at exit failed", f->key);
+			pthread_mutex_unlock(&f->lock);
+			pthread_mutex_lock(&fs->open_lock);
+			int opens = f->opens;
+			f->opens = 0;
+			pthread_mutex_unlock(&fs->open_lock);
+			while (opens-- > 0)
+				fs_file_put(fs, f);
+			fs_file_put(fs, f);
+		}
+	} while (n == 256);
 	pthread_mutex_lock(&fs->open_lock);
-	f = fs->open_files;
-	fs->open_files = NULL;
+	while (fs->live_files > 0)
+		pthread_cond_wait(&fs->files_gone, &fs->open_lock);
 	pthread_mutex_unlock(&fs->open_lock);
-	for (; f; f = next) {
-		next = f->next;
-		pthread_mutex_lock(&f->lock);
-		/* Background fetches and parts hold references: let them end. */
-		while (f->ra.inflight > 0)
-			pthread_cond_wait(&f->ra.cond, &f->lock);
-		while (f->stream.inflight > 0)
-			pthread_cond_wait(&f->stream.cond, &f->lock);
-		if (fs_file_flush_locked(fs, f) < 0)
-			log_error("%s: upload at exit failed", f->key);
-		pthread_mutex_unlock(&f->lock);
-		file_free(fs, f);
-	}
 }
 
 /* The open file of key, created from e when there is none. */
@@ -136,6 +155,7 @@ static int file_get(struct s3vfs *fs, const char *key, const struct meta_entry *
 	} else {
 		n->next = fs->open_files;
 		fs->open_files = n;
+		fs->live_files++;
 	}
 	pthread_mutex_unlock(&fs->open_lock);
 	if (f) {
@@ -334,6 +354,15 @@ static bool kc_keep(struct s3vfs *fs, const char *key, const char *etag)
 	return keep;
 }
 
+/* A descriptor now holds f (its reference came from file_get). */
+static void opened(struct s3vfs *fs, struct fs_file *f, struct fuse_file_info *fi)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	f->opens++;
+	pthread_mutex_unlock(&fs->open_lock);
+	fi->fh = (uintptr_t)f;
+}
+
 static struct fs_file *fh(struct fuse_file_info *fi)
 {
 	return (struct fs_file *)(uintptr_t)fi->fh;
@@ -375,7 +404,7 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 		fs_file_put(fs, f);
 		return rc;
 	}
-	fi->fh = (uintptr_t)f;
+	opened(fs, f, fi);
 	return 0;
 }
 
@@ -418,7 +447,7 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	}
 	e.last_modified = 0;
 	fs_cached(meta_cache_upsert(fs->mc, key, &e, NULL));
-	fi->fh = (uintptr_t)f;
+	opened(fs, f, fi);
 	return 0;
 }
 
@@ -568,6 +597,9 @@ int fs_release(const char *path, struct fuse_file_info *fi)
 	if (fs_file_flush_locked(fs, f) < 0)
 		log_error("%s: upload at release failed", path);
 	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_lock(&fs->open_lock);
+	f->opens--;
+	pthread_mutex_unlock(&fs->open_lock);
 	fs_file_put(fs, f);
 	return 0;
 }

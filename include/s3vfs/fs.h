@@ -88,6 +88,8 @@ struct s3vfs {
 
 	pthread_mutex_t open_lock;
 	struct fs_file *open_files; /* protected by open_lock */
+	int live_files;		    /* allocated fs_files; protected by open_lock */
+	pthread_cond_t files_gone;  /* live_files reached 0; with open_lock */
 
 	/* Which version of each file the kernel's page cache holds (ops_file.c). */
 	pthread_mutex_t kc_lock;
@@ -153,6 +155,7 @@ struct fs_partcopy {
 struct fs_file {
 	struct fs_file *next; /* protected by fs->open_lock */
 	int refs;	      /* protected by fs->open_lock */
+	int opens;	      /* descriptors not released yet; protected by fs->open_lock */
 	pthread_mutex_t lock;
 	char key[OBJMAP_KEY_BUF];
 	/* Everything below is protected by lock. */
