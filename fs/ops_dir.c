@@ -145,7 +145,11 @@ static int on_list_entry(void *arg, const struct s3_list_entry *le)
 /* List dir_key from S3 into l and the cache. 0 if the cache now has it whole. */
 static int list_dir(struct s3vfs *fs, struct listing *l)
 {
-	struct s3_list_opts lo = { .prefix = l->dir_key, .delimiter = "/" };
+	/* start-after skips the directory's own marker "dir/", which would
+	 * otherwise push the 1,000th child onto a second page. */
+	struct s3_list_opts lo = { .prefix = l->dir_key,
+				   .delimiter = "/",
+				   .start_after = l->dir_key[0] ? l->dir_key : NULL };
 	struct meta_fill fill;
 	struct aws_error err;
 	char *token = NULL;

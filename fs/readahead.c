@@ -250,16 +250,17 @@ int fs_ra_read(struct s3vfs *fs, struct fs_file *f, char *buf, size_t size, uint
 		return 0;
 	if (size > f->size - off)
 		size = (size_t)(f->size - off);
-	/* The disk cache first: a valid cached block makes no request. */
-	size_t got = 0;
-	if (fs->dc && f->etag[0] &&
-	    datacache_read(fs->dc, f->key, f->etag, f->size, off, buf, size, &got) == 0) {
-		atomic_fetch_add(&fs->stats.cache_hits, 1);
-		f->ra.next_off = off + got;
-		return (int)got;
-	}
-	if (fs->dc)
+	/* The disk cache, unless a chunk in memory already covers off: a valid
+	 * cached block makes no request. */
+	if (fs->dc && f->etag[0] && !chunk_at(f, off)) {
+		size_t got = 0;
+		if (datacache_read(fs->dc, f->key, f->etag, f->size, off, buf, size, &got) == 0) {
+			atomic_fetch_add(&fs->stats.cache_hits, 1);
+			f->ra.next_off = off + got;
+			return (int)got;
+		}
 		atomic_fetch_add(&fs->stats.cache_misses, 1);
+	}
 	/* The kernel reads ahead asynchronously: requests of one sequential
 	 * reader arrive a little out of order. Near the expected place counts. */
 	uint64_t slack = 4u << 20;
