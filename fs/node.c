@@ -45,19 +45,6 @@ int fs_key(struct s3vfs *fs, const char *path, enum objmap_type t, char out[OBJM
 	return objmap_path_to_key(&fs->map, path, t, out);
 }
 
-int fs_parent_key(struct s3vfs *fs, const char *path, char out[OBJMAP_KEY_BUF])
-{
-	char parent[4096];
-	const char *slash = strrchr(path, '/');
-	size_t n = slash ? (size_t)(slash - path) : 0;
-
-	if (n >= sizeof(parent))
-		return -ENAMETOOLONG;
-	memcpy(parent, path, n);
-	parent[n] = '\0';
-	return fs_key(fs, n ? parent : "/", OBJMAP_DIR, out);
-}
-
 void fs_defaults(const struct s3vfs *fs, bool is_dir, time_t last_modified,
 		 struct s3attr_defaults *out)
 {
@@ -316,25 +303,6 @@ static int lookup_file(struct s3vfs *fs, const char *fkey, struct meta_entry *ou
 	return revalidate(fs, fkey, out);
 }
 
-/* The directory form: cache, then a probe. */
-static int lookup_dir(struct s3vfs *fs, const char *dkey, struct meta_entry *out)
-{
-	int64_t age = -1;
-	int rc = meta_cache_lookup(fs->mc, dkey, out, &age);
-
-	if (rc == 0 && fresh(fs, age)) {
-		if (out->kind == META_KIND_DIR)
-			return 0;
-		meta_entry_cleanup(out);
-		return -ENOENT;
-	}
-	if (rc == 0)
-		meta_entry_cleanup(out);
-	else if (rc != -ENOENT)
-		return rc;
-	return probe_dir(fs, dkey, out);
-}
-
 int fs_lookup(struct s3vfs *fs, const char *path, struct meta_entry *out)
 {
 	char fkey[OBJMAP_KEY_BUF], dkey[OBJMAP_KEY_BUF];
@@ -354,25 +322,21 @@ int fs_lookup(struct s3vfs *fs, const char *path, struct meta_entry *out)
 	bool dir_ok = fs_key(fs, path, OBJMAP_DIR, dkey) == 0;
 	if (open_file_entry(fs, fkey, out))
 		return 0;
-	/* A fresh directory entry wins over any file of the same name. */
+	/* The directory form, from the cache: a fresh directory entry wins
+	 * over any file of the same name; a fresh negative one saves the probe. */
+	bool dir_known = false;
 	if (dir_ok && meta_cache_lookup(fs->mc, dkey, &d, &age) == 0) {
 		if (fresh(fs, age) && d.kind == META_KIND_DIR) {
 			*out = d;
 			return 0;
 		}
+		dir_known = fresh(fs, age);
 		meta_entry_cleanup(&d);
 	}
 	rc = lookup_file(fs, fkey, out);
-	if (rc != -ENOENT || !dir_ok)
+	if (rc != -ENOENT || !dir_ok || dir_known)
 		return rc;
-	return lookup_dir(fs, dkey, out);
-}
-
-int fs_attr_pairs(const struct s3attr *attr, struct s3attr_kvlist *out)
-{
-	return s3attr_merge(NULL, 0, attr,
-			    S3ATTR_MODE | S3ATTR_UID | S3ATTR_GID | S3ATTR_MTIME | S3ATTR_CTIME,
-			    NULL, out);
+	return probe_dir(fs, dkey, out);
 }
 
 /* Attributes of an open file, by its handle (it may be unlinked by now). */

@@ -248,6 +248,21 @@ static int ensure_staged(struct s3vfs *fs, struct fs_file *f, bool want_content)
 	return 0;
 }
 
+int fs_file_put_opts(const struct fs_file *f, struct s3attr_kvlist *pairs, struct s3_put_opts *po)
+{
+	int rc = s3attr_merge(f->extra.kv, f->extra.n, &f->attr,
+			      S3ATTR_MODE | S3ATTR_UID | S3ATTR_GID | S3ATTR_MTIME | S3ATTR_CTIME,
+			      NULL, pairs);
+	if (rc < 0)
+		return rc;
+	*po = (struct s3_put_opts){
+		.content_type = f->content_type[0] ? f->content_type : NULL,
+		.meta = (const struct s3_meta *)pairs->kv,
+		.nmeta = pairs->n,
+	};
+	return 0;
+}
+
 int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
 {
 	struct s3attr_kvlist pairs = { 0 };
@@ -260,21 +275,15 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
 		return 0;
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
-	rc = s3attr_merge(f->extra.kv, f->extra.n, &f->attr,
-			  S3ATTR_MODE | S3ATTR_UID | S3ATTR_GID | S3ATTR_MTIME | S3ATTR_CTIME, NULL,
-			  &pairs);
+	struct s3_put_opts po;
+	rc = fs_file_put_opts(f, &pairs, &po);
 	if (rc < 0)
 		return rc;
-	struct s3_put_opts po = {
-		.content_type = f->content_type[0] ? f->content_type : NULL,
-		.meta = (const struct s3_meta *)pairs.kv,
-		.nmeta = pairs.n,
-	};
 	rc = fs_stream_finish(fs, f, (uint64_t)st.st_size, etag);
 	if (rc == 0)
 		f->attr.mtime = f->stream.attr.mtime; /* what the object carries */
 	else
-		rc = fs_pc_finish(fs, f, (uint64_t)st.st_size, etag);
+		rc = fs_pc_finish(fs, f, (uint64_t)st.st_size, &po, etag);
 	if (rc == -ENOENT)
 		rc = upload_file(fs->up, f->key, f->fd, f->staging, (uint64_t)st.st_size, &po,
 				 etag);
@@ -451,14 +460,9 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	return 0;
 }
 
-struct mem_sink {
-	char *buf;
-	size_t len, cap;
-};
-
-static int mem_sink_write(void *arg, const void *data, size_t n)
+int fs_mem_sink_write(void *arg, const void *data, size_t n)
 {
-	struct mem_sink *s = arg;
+	struct fs_mem_sink *s = arg;
 	if (n > s->cap - s->len)
 		return -EPROTO; /* more than the range asked for */
 	memcpy(s->buf + s->len, data, n);
@@ -693,9 +697,9 @@ int fs_readlink(const char *path, char *buf, size_t size)
 		return 0;
 	}
 	meta_entry_cleanup(&e);
-	struct mem_sink s = { .buf = buf, .cap = size - 1 };
+	struct fs_mem_sink s = { .buf = buf, .cap = size - 1 };
 	struct s3_get_opts o = { .len = size - 1 };
-	rc = s3_get(fs->s3, key, &o, mem_sink_write, &s, NULL, &err);
+	rc = s3_get(fs->s3, key, &o, fs_mem_sink_write, &s, NULL, &err);
 	if (rc < 0)
 		return rc;
 	buf[s.len] = '\0';

@@ -60,32 +60,17 @@ static void cache_chunk(struct ra_job *j, const struct ra_chunk *c, uint64_t siz
 	}
 }
 
-struct fill {
-	char *buf;
-	size_t len, cap;
-};
-
-static int fill_sink(void *arg, const void *data, size_t n)
-{
-	struct fill *s = arg;
-	if (n > s->cap - s->len)
-		return -EPROTO; /* more than the range asked for */
-	memcpy(s->buf + s->len, data, n);
-	s->len += n;
-	return 0;
-}
-
 static void *fetch_main(void *arg)
 {
 	struct ra_job *j = arg;
 	struct ra_chunk *c = j->c;
-	struct fill s = { .buf = c->data, .cap = c->len };
+	struct fs_mem_sink s = { .buf = c->data, .cap = c->len };
 	struct s3_get_opts o = { .offset = c->off,
 				 .len = c->len,
 				 .if_match = j->etag[0] ? j->etag : NULL };
 	struct aws_error err;
 
-	int rc = s3_get(j->fs->s3, j->f->key, &o, fill_sink, &s, NULL, &err);
+	int rc = s3_get(j->fs->s3, j->f->key, &o, fs_mem_sink_write, &s, NULL, &err);
 	if (rc == 0 && s.len != c->len)
 		rc = -EPROTO;
 	if (rc == 0)

@@ -116,16 +116,10 @@ static int begin(struct s3vfs *fs, struct fs_file *f)
 	struct s3attr_kvlist pairs = { 0 };
 	struct aws_error err;
 	char *id = NULL;
-	int rc = s3attr_merge(f->extra.kv, f->extra.n, &f->attr,
-			      S3ATTR_MODE | S3ATTR_UID | S3ATTR_GID | S3ATTR_MTIME | S3ATTR_CTIME,
-			      NULL, &pairs);
+	struct s3_put_opts po;
+	int rc = fs_file_put_opts(f, &pairs, &po);
 	if (rc < 0)
 		return rc;
-	struct s3_put_opts po = {
-		.content_type = f->content_type[0] ? f->content_type : NULL,
-		.meta = (const struct s3_meta *)pairs.kv,
-		.nmeta = pairs.n,
-	};
 	rc = s3_mpu_create(fs->s3, f->key, &po, &id, &err);
 	s3attr_kvlist_cleanup(&pairs);
 	if (rc < 0)
@@ -335,10 +329,10 @@ static int pc_parts(struct s3vfs *fs, struct fs_file *f, const char *id, uint64_
 	return rc;
 }
 
-int fs_pc_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *out_etag)
+int fs_pc_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, const struct s3_put_opts *po,
+		 char *out_etag)
 {
 	struct fs_partcopy *pc = &f->pc;
-	struct s3attr_kvlist pairs = { 0 };
 	struct aws_error err;
 	char *id = NULL;
 	int copied = 0, rc;
@@ -350,17 +344,7 @@ int fs_pc_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *out_e
 	const char **ptrs = calloc((size_t)n, sizeof(*ptrs));
 	rc = etags && ptrs && n <= S3_PARTS_MAX ? 0 : -ENOMEM;
 	if (rc == 0)
-		rc = s3attr_merge(f->extra.kv, f->extra.n, &f->attr,
-				  S3ATTR_MODE | S3ATTR_UID | S3ATTR_GID | S3ATTR_MTIME |
-					  S3ATTR_CTIME,
-				  NULL, &pairs);
-	struct s3_put_opts po = {
-		.content_type = f->content_type[0] ? f->content_type : NULL,
-		.meta = (const struct s3_meta *)pairs.kv,
-		.nmeta = pairs.n,
-	};
-	if (rc == 0)
-		rc = s3_mpu_create(fs->s3, f->key, &po, &id, &err);
+		rc = s3_mpu_create(fs->s3, f->key, po, &id, &err);
 	if (rc == 0)
 		rc = pc_parts(fs, f, id, size, etags, n, &copied);
 	for (int i = 0; rc == 0 && i < n; i++)
@@ -374,7 +358,6 @@ int fs_pc_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *out_e
 			 strerror(-rc));
 	else
 		log_debug("%s: %d of %d parts copied server-side", f->key, copied, n);
-	s3attr_kvlist_cleanup(&pairs);
 	free(id);
 	free(etags);
 	free(ptrs);

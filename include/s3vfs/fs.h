@@ -197,13 +197,9 @@ int fs_head_install(struct s3vfs *fs, const char *key, struct meta_entry *out,
 /* Key of path in file or directory form. */
 int fs_key(struct s3vfs *fs, const char *path, enum objmap_type t,
 	   char out[OBJMAP_KEY_BUF]) WARN_UNUSED;
-/* The directory key of path's parent. */
-int fs_parent_key(struct s3vfs *fs, const char *path, char out[OBJMAP_KEY_BUF]) WARN_UNUSED;
 /* Defaults for an object without metadata. */
 void fs_defaults(const struct s3vfs *fs, bool is_dir, time_t last_modified,
 		 struct s3attr_defaults *out);
-/* Metadata pairs of attr for a new object (mode, uid, gid, mtime, ctime). */
-int fs_attr_pairs(const struct s3attr *attr, struct s3attr_kvlist *out) WARN_UNUSED;
 
 /* fs/ops_dir.c */
 /* The cache entry of an object this mount just wrote with attributes a. */
@@ -231,7 +227,8 @@ void fs_pc_begin(struct s3vfs *fs, struct fs_file *f, const char *etag, uint64_t
 void fs_pc_touch(struct s3vfs *fs, struct fs_file *f, uint64_t off, uint64_t n);
 void fs_pc_off(struct fs_file *f);
 /* Upload with unchanged parts copied: 0 and *out_etag, or -ENOENT (upload whole). */
-int fs_pc_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *out_etag);
+int fs_pc_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, const struct s3_put_opts *po,
+		 char *out_etag);
 
 /* fs/readahead.c: reads of the remote object (f->lock held). */
 void fs_ra_init(struct fs_file *f);
@@ -240,6 +237,16 @@ int fs_ra_read(struct s3vfs *fs, struct fs_file *f, char *buf, size_t size, uint
 void fs_file_put(struct s3vfs *fs, struct fs_file *f);
 /* At exit: upload what open files hold unsent, and free them. */
 void fs_files_close_all(struct s3vfs *fs);
+/* The metadata and content type f's upload carries (f->lock held); po
+ * borrows pairs, which the caller cleans up. */
+int fs_file_put_opts(const struct fs_file *f, struct s3attr_kvlist *pairs,
+		     struct s3_put_opts *po) WARN_UNUSED;
+/* Receives a ranged GET into buf (at most cap bytes; more is -EPROTO). */
+struct fs_mem_sink {
+	char *buf;
+	size_t len, cap;
+};
+int fs_mem_sink_write(void *arg, const void *data, size_t n);
 /* Upload f if dirty (f->lock held). */
 int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f) WARN_UNUSED;
 
