@@ -23,7 +23,9 @@
 #include <openssl/evp.h>
 
 #include "config.h"
+#include "s3vfs/chain.h"
 #include "s3vfs/creds.h"
+#include "s3vfs/ddb.h"
 #include "s3vfs/datacache.h"
 #include "s3vfs/fs.h"
 #include "s3vfs/http.h"
@@ -62,6 +64,11 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("no_stream_writes", no_stream_writes),
 	OPT("unmount_timeout=%u", unmount_timeout),
 	OPT("connect_timeout=%u", connect_timeout),
+	OPT("dynamodb_endpoint=%s", ddb_endpoint),
+	OPT("dynamodb_region=%s", ddb_region),
+	OPT("chain_table=%s", chain_table),
+	OPT("chain_create_table", chain_create_table),
+	OPT("chain_consistent_read", chain_consistent),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -110,9 +117,16 @@ static void usage(FILE *f)
 		"  -o ca_file=FILE           CA bundle for TLS\n"
 		"  -o no_verify_ssl          do not verify TLS certificates (testing only)\n"
 		"  -o loglevel=LEVEL         error, warn, info or debug (default warn)\n"
+		"  -o dynamodb_endpoint=URL  DynamoDB for the heads of chains (default AWS's)\n"
+		"  -o dynamodb_region=REGION its region (default: the S3 region)\n"
+		"  -o chain_table=NAME       DynamoDB table of chain heads (s3vfs-chains)\n"
+		"  -o chain_create_table     create that table (PAY_PER_REQUEST) when missing\n"
+		"  -o chain_consistent_read  read chain heads with strongly consistent reads\n"
 		"  -o ro, allow_other, ...   and the other FUSE mount options\n"
 		"\n"
-		"Statistics: getfattr -n user.s3vfs.stats MOUNTPOINT\n");
+		"Statistics: getfattr -n user.s3vfs.stats MOUNTPOINT\n"
+		"Event streams: setfattr -n user.s3vfs.chain -v events DIR\n"
+		"  (or -n user.s3vfs.chain.subdirs -v events DIR: each new subdirectory is one)\n");
 }
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
@@ -208,6 +222,11 @@ static int check_options(struct s3vfs *fs)
 		fs->umask = (mode_t)v;
 	else if (fs->o.umask_s)
 		goto bad;
+	if (fs->o.chain_table && !ddb_table_name_ok(fs->o.chain_table)) {
+		fprintf(stderr, "s3vfs: bad chain_table \"%s\": 3 to 255 of a-z A-Z 0-9 _ - .\n",
+			fs->o.chain_table);
+		return -EINVAL;
+	}
 	if (fs->o.part_size && fs->o.part_size < S3_PART_MIN) {
 		fprintf(stderr, "s3vfs: part_size must be at least %u bytes\n", S3_PART_MIN);
 		return -EINVAL;
@@ -333,6 +352,15 @@ static int connect_s3(struct s3vfs *fs)
 		.path_style = fs->o.path_style,
 	};
 	rc = s3_client_new(&sc, fs->http, fs->creds, &fs->stats, NULL, &fs->s3);
+	struct ddb_config dc = {
+		.endpoint = fs->o.ddb_endpoint,
+		.region = fs->o.ddb_region ? fs->o.ddb_region : sc.region,
+	};
+	if (rc == 0 && ddb_client_new(&dc, fs->http, fs->creds, &fs->stats, NULL, &fs->ddb) < 0) {
+		fprintf(stderr, "s3vfs: bad DynamoDB endpoint \"%s\"\n", fs->o.ddb_endpoint);
+		free(region);
+		return -EINVAL;
+	}
 	free(region);
 	if (rc < 0) {
 		fprintf(stderr, "s3vfs: bad endpoint \"%s\" or bucket name \"%s\"\n",
@@ -445,8 +473,26 @@ static int open_state(struct s3vfs *fs)
 	fs->up_parallel = uc.parallel;
 	fs->stream_writes = !fs->o.no_stream_writes;
 	rc = upload_engine_new(&uc, fs->s3, fs->mc, &fs->stats, &fs->up);
-	if (rc < 0)
+	if (rc < 0) {
 		fprintf(stderr, "s3vfs: cannot start the upload engine: %s\n", strerror(-rc));
+		goto out;
+	}
+	struct chain_config chc = {
+		.s3 = fs->s3,
+		.ddb = fs->ddb,
+		.mc = fs->mc,
+		.stats = &fs->stats,
+		.bucket = fs->bucket,
+		.table = fs->o.chain_table ? fs->o.chain_table : "s3vfs-chains",
+		.create_table = fs->o.chain_create_table,
+		.consistent_reads = fs->o.chain_consistent,
+		.head_ttl_ms = fs->ttl_ms,
+	};
+	rc = chain_store_new(&chc, &fs->chains);
+	if (rc == 0)
+		rc = fs_chains_init(fs);
+	if (rc < 0)
+		fprintf(stderr, "s3vfs: cannot set up chains: %s\n", strerror(-rc));
 out:
 	free(dir);
 	return rc;
@@ -500,6 +546,9 @@ const struct fuse_operations s3vfs_ops = {
 
 static void teardown(struct s3vfs *fs)
 {
+	fs_chains_cleanup(fs);
+	chain_store_free(fs->chains);
+	ddb_client_free(fs->ddb);
 	upload_engine_free(fs->up);
 	datacache_close(fs->dc);
 	meta_cache_close(fs->mc);
@@ -510,7 +559,8 @@ static void teardown(struct s3vfs *fs)
 	/* fuse_opt_parse() strdup()s the string options for us. */
 	char **strs[] = { &fs->o.endpoint, &fs->o.region,      &fs->o.profile, &fs->o.cache_dir,
 			  &fs->o.loglevel, &fs->o.ca_file,     &fs->o.uid_s,   &fs->o.gid_s,
-			  &fs->o.umask_s,  &fs->o.cache_size_s };
+			  &fs->o.umask_s,  &fs->o.cache_size_s, &fs->o.ddb_endpoint,
+			  &fs->o.ddb_region, &fs->o.chain_table };
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		free(*strs[i]);
 	free(fs->bucket);

@@ -157,6 +157,9 @@ int fs_head_install(struct s3vfs *fs, const char *key, struct meta_entry *out,
 
 	meta_cache_fill_begin(fs->mc, &fill);
 	rc = s3_head(fs->s3, key, NULL, &info, &err);
+	size_t klen = strlen(key);
+	if ((rc == 0 || rc == -ENOENT) && klen > 0 && key[klen - 1] == '/')
+		fs_chain_note_marker(fs, key, rc == 0 ? &info : NULL); /* free knowledge */
 	if (rc == -ENOENT) {
 		fs_cached(meta_cache_mark_negative(fs->mc, key, &fill));
 		return rc;
@@ -303,6 +306,24 @@ static int lookup_file(struct s3vfs *fs, const char *fkey, struct meta_entry *ou
 	return revalidate(fs, fkey, out);
 }
 
+/* Can the cache answer for path at once (so no request is needed)? */
+static bool cache_answers(struct s3vfs *fs, const char *fkey, const char *dkey)
+{
+	struct meta_entry e;
+	int64_t age = -1;
+	bool yes = false;
+
+	if (dkey && meta_cache_lookup(fs->mc, dkey, &e, &age) == 0) {
+		yes = fresh(fs, age) && e.kind == META_KIND_DIR;
+		meta_entry_cleanup(&e);
+	}
+	if (!yes && meta_cache_lookup(fs->mc, fkey, &e, &age) == 0) {
+		yes = fresh(fs, age);
+		meta_entry_cleanup(&e);
+	}
+	return yes;
+}
+
 int fs_lookup(struct s3vfs *fs, const char *path, struct meta_entry *out)
 {
 	char fkey[OBJMAP_KEY_BUF], dkey[OBJMAP_KEY_BUF];
@@ -322,6 +343,14 @@ int fs_lookup(struct s3vfs *fs, const char *path, struct meta_entry *out)
 	bool dir_ok = fs_key(fs, path, OBJMAP_DIR, dkey) == 0;
 	if (open_file_entry(fs, fkey, out))
 		return 0;
+	/* In an events chain the names are the chain's. Whether the parent is
+	 * one is asked of S3 only when the cache cannot answer anyway. */
+	struct fs_cpath cp;
+	rc = fs_chain_route(fs, path, false, &cp);
+	if (rc == 0 && !cache_answers(fs, fkey, dir_ok ? dkey : NULL))
+		rc = fs_chain_route(fs, path, true, &cp);
+	if (rc != 0)
+		return rc < 0 ? rc : fs_chain_lookup(fs, &cp, out);
 	/* The directory form, from the cache: a fresh directory entry wins
 	 * over any file of the same name; a fresh negative one saves the probe. */
 	bool dir_known = false;

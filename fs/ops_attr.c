@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
@@ -30,7 +31,41 @@ struct change {
 	const char *xvalue;
 	size_t xlen;
 	int xflags;
+	/* metadata pair edit: set mname=mvalue */
+	const char *mname;
+	const char *mvalue;
 };
+
+/* Set name=value in pairs, replacing a pair of that name. */
+static int kvlist_set(struct s3attr_kvlist *l, const char *name, const char *value)
+{
+	char *n = strdup(name), *v = strdup(value);
+	if (!n || !v) {
+		free(n);
+		free(v);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcasecmp(l->kv[i].name, name) == 0) {
+			free(l->kv[i].name);
+			free(l->kv[i].value);
+			l->kv[i].name = n;
+			l->kv[i].value = v;
+			return 0;
+		}
+	}
+	struct s3attr_kv *kv = realloc(l->kv, (l->n + 1) * sizeof(*kv));
+	if (!kv) {
+		free(n);
+		free(v);
+		return -ENOMEM;
+	}
+	l->kv = kv;
+	l->kv[l->n].name = n;
+	l->kv[l->n].value = v;
+	l->n++;
+	return 0;
+}
 
 static void apply_attr(const struct change *c, struct s3attr *a)
 {
@@ -110,6 +145,8 @@ static int rewrite(struct s3vfs *fs, const char *key, bool is_dir, const struct 
 	}
 	if (rc == 0)
 		rc = s3attr_merge(kv, info.nmeta, &a, which, &x, &pairs);
+	if (rc == 0 && c->mname)
+		rc = kvlist_set(&pairs, c->mname, c->mvalue);
 	struct s3_put_opts po = {
 		.content_type = info.content_type[0] ? info.content_type
 				: is_dir	     ? "application/x-directory"
@@ -144,6 +181,20 @@ static int change_path(const char *path, const struct change *c)
 
 	if (strcmp(path, "/") == 0)
 		return c->xname ? -ENOTSUP : 0;
+	struct fs_cpath cp;
+	rc = fs_chain_route(fs, path, false, &cp);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		/* An append still open takes attributes (touch); history does not. */
+		if (!c->xname && fs_key(fs, path, OBJMAP_FILE, key) == 0 &&
+		    change_open_file(fs, key, c))
+			return 0;
+		rc = fs_chain_lookup(fs, &cp, &e);
+		if (rc == 0)
+			meta_entry_cleanup(&e);
+		return rc < 0 ? rc : -EPERM;
+	}
 	rc = fs_lookup(fs, path, &e);
 	if (rc < 0)
 		return rc;
@@ -209,10 +260,18 @@ int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_i
 	return c.which ? change_path(path, &c) : 0;
 }
 
+int fs_set_dir_meta(struct s3vfs *fs, const char *dkey, const char *name, const char *value)
+{
+	struct change c = { .mname = name, .mvalue = value };
+	return rewrite(fs, dkey, true, &c);
+}
+
 int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags)
 {
 	if (strncmp(name, "user.", 5) != 0)
 		return -ENOTSUP; /* S3 metadata cannot carry security or trusted xattrs */
+	if (fs_chain_xattr(name))
+		return fs_chain_setxattr(fs_ctx(), path, name, value, size);
 	if (strncmp(name, "user.s3vfs.", 11) == 0)
 		return -EPERM;
 	struct change c = {
@@ -293,6 +352,8 @@ int fs_getxattr(const char *path, const char *name, char *value, size_t size)
 
 	if (strcmp(name, STATS_XATTR) == 0 && strcmp(path, "/") == 0)
 		return stats_json(fs, value, size);
+	if (fs_chain_xattr(name))
+		return fs_chain_getxattr(fs, path, name, value, size);
 	/* The kernel asks for security.capability on every write: we keep only
 	 * what users set, so other namespaces are answered without a request. */
 	if (strcmp(path, "/") == 0 || strncmp(name, "user.", 5) != 0)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "s3vfs/chain.h"
 #include "s3vfs/fs.h"
 #include "s3vfs/log.h"
 
@@ -62,6 +63,7 @@ struct listing {
 	char **names;
 	size_t n, cap;
 	size_t page_start;
+	bool internal; /* the internal folder showed up: perhaps a chain */
 };
 
 static void listing_cleanup(struct listing *l)
@@ -121,8 +123,13 @@ static int on_list_entry(void *arg, const struct s3_list_entry *le)
 
 	enum objmap_child_kind k =
 		objmap_child(&l->fs->map, l->dir_key, le->key, le->is_prefix, name);
-	if (k == OBJMAP_SKIP)
+	if (k == OBJMAP_SKIP) {
+		size_t dlen = strlen(l->dir_key), klen = strlen(le->key);
+		if (le->is_prefix && klen > dlen + 1 &&
+		    objmap_is_internal(&l->fs->map, le->key + dlen, klen - dlen - 1))
+			l->internal = true;
 		return 0;
+	}
 	bool dir = objmap_child_is_dir(k);
 	if (dir && snprintf(key, sizeof(key), "%s%s/", l->dir_key, name) >= (int)sizeof(key))
 		return 0;
@@ -221,6 +228,11 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	filler(buf, ".", NULL, 0, 0);
 	filler(buf, "..", NULL, 0, 0);
 
+	struct chain *ch = NULL;
+	rc = fs_chain_dir(fs, dkey, false, &ch);
+	if (rc != 0)
+		return rc < 0 ? rc : fs_chain_readdir(fs, ch, buf, filler, em.flags);
+
 	struct listing c = { .fs = fs, .dir_key = dkey };
 	if (meta_cache_dir_lookup(fs->mc, dkey, &age) == 0 && age < fs->ttl_ms &&
 	    meta_cache_dir_children(fs->mc, dkey, NULL, on_cached_child, &c) == 0) {
@@ -234,6 +246,15 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	c.dir_key = dkey;
 	struct listing l = { .fs = fs, .dir_key = dkey };
 	rc = list_dir(fs, &l);
+	if (rc == 0 || rc == -EAGAIN) {
+		fs_chain_note_listing(fs, dkey, l.internal);
+		int crc = l.internal ? fs_chain_dir(fs, dkey, true, &ch) : 0;
+		if (crc != 0) {
+			/* It is a chain after all: show the chain, not its folder. */
+			listing_cleanup(&l);
+			return crc < 0 ? crc : fs_chain_readdir(fs, ch, buf, filler, em.flags);
+		}
+	}
 	/* The cache now holds the listing with what it knew of each entry's
 	 * metadata (HEADs of earlier mounts); else serve the pages as listed. */
 	if (rc == 0 && meta_cache_dir_children(fs->mc, dkey, NULL, on_cached_child, &c) == 0)
@@ -316,10 +337,23 @@ int fs_mkdir(const char *path, mode_t mode)
 	rc = fs_key(fs, path, OBJMAP_DIR, dkey);
 	if (rc < 0)
 		return rc;
-	caller_attr(S_IFDIR | (mode & 07777), &a);
-	rc = fs_put_object(fs, dkey, NULL, &a, NULL, 0, "application/x-directory", etag);
+	const char *chain_kind = NULL;
+	rc = fs_chain_mkdir_meta(fs, path, &chain_kind);
 	if (rc < 0)
 		return rc;
+	caller_attr(S_IFDIR | (mode & 07777), &a);
+	char mname[] = "s3vfs-chain", mvalue[16];
+	snprintf(mvalue, sizeof(mvalue), "%s", chain_kind ? chain_kind : "");
+	struct s3attr_kv kv = { .name = mname, .value = mvalue };
+	if (chain_kind)
+		rc = fs_chain_mkdir_done(fs, dkey, chain_kind); /* the hint first */
+	if (rc == 0)
+		rc = fs_put_object(fs, dkey, NULL, &a, chain_kind ? &kv : NULL, chain_kind ? 1 : 0,
+				   "application/x-directory", etag);
+	if (rc < 0)
+		return rc;
+	if (!chain_kind)
+		fs_cached(fs_chain_mkdir_done(fs, dkey, NULL));
 	fs_attr_entry(&a, META_KIND_DIR, 0, etag, &e);
 	fs_cached(meta_cache_upsert(fs->mc, dkey, &e, NULL));
 	/* A new directory is empty: its listing is complete as it is. */
@@ -364,12 +398,20 @@ int fs_rmdir(const char *path)
 	int rc;
 
 	rc = fs_key(fs, path, OBJMAP_DIR, dkey);
+	struct chain *ch = NULL;
+	int is_chain = rc == 0 ? fs_chain_dir(fs, dkey, true, &ch) : 0;
+	if (is_chain < 0)
+		return is_chain;
+	if (rc == 0 && is_chain)
+		rc = fs_chain_rmdir(fs, dkey, ch);
 	if (rc == 0)
 		rc = dir_empty(fs, dkey);
 	if (rc == 0)
 		rc = s3_delete(fs->s3, dkey, &err);
-	if (rc == 0)
+	if (rc == 0) {
 		fs_cached(meta_cache_mark_negative(fs->mc, dkey, NULL));
+		fs_chain_rmdir_done(fs, dkey);
+	}
 	return rc;
 }
 
@@ -404,6 +446,12 @@ static int rename_dir(struct s3vfs *fs, const char *from_dkey, const char *to_dk
 	int rc;
 
 	rc = s3_list_keys(fs->s3, from_dkey, &l, &err);
+	/* A chain's head is keyed by its path in DynamoDB: it cannot move. */
+	for (size_t i = 0; rc == 0 && i < l.n; i++) {
+		const char *c = strstr(l.keys[i] + flen - 1, "/" CHAIN_DESC_KEY);
+		if (c && c[sizeof(CHAIN_DESC_KEY)] == '\0')
+			rc = -EPERM;
+	}
 	/* Every new key must fit before the first copy: no half-moved tree. */
 	for (size_t i = 0; rc == 0 && i < l.n; i++) {
 		if (strlen(to_dkey) + strlen(l.keys[i] + flen) > OBJMAP_KEY_MAX)
@@ -489,6 +537,12 @@ int fs_rename(const char *from, const char *to, unsigned int flags)
 
 	if (flags & RENAME_EXCHANGE)
 		return -EINVAL;
+	struct fs_cpath cp;
+	rc = fs_chain_route(fs, from, false, &cp);
+	if (rc == 0)
+		rc = fs_chain_route(fs, to, true, &cp);
+	if (rc != 0)
+		return rc < 0 ? rc : -EPERM; /* history is immutable */
 	rc = fs_lookup(fs, from, &src);
 	if (rc < 0)
 		return rc;

@@ -104,7 +104,9 @@ void fs_files_close_all(struct s3vfs *fs)
 		for (int i = 0; i < n; i++) {
 			struct fs_file *f = list[i];
 			pthread_mutex_lock(&f->lock);
-			if (fs_file_flush_locked(fs, f) < 0)
+			int frc = f->cf.ch ? fs_chain_flush_locked(fs, f, true)
+					   : fs_file_flush_locked(fs, f);
+			if (frc < 0)
 				log_error("%s: upload at exit failed", f->key);
 			pthread_mutex_unlock(&f->lock);
 			pthread_mutex_lock(&fs->open_lock);
@@ -122,8 +124,7 @@ void fs_files_close_all(struct s3vfs *fs)
 	pthread_mutex_unlock(&fs->open_lock);
 }
 
-/* The open file of key, created from e when there is none. */
-static int file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e,
+int fs_file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e,
 		    struct fs_file **out)
 {
 	struct fs_file *f, *n = calloc(1, sizeof(*n));
@@ -248,6 +249,11 @@ static int ensure_staged(struct s3vfs *fs, struct fs_file *f, bool want_content)
 	return 0;
 }
 
+int fs_file_stage(struct s3vfs *fs, struct fs_file *f, bool want_content)
+{
+	return ensure_staged(fs, f, want_content);
+}
+
 int fs_file_put_opts(const struct fs_file *f, struct s3attr_kvlist *pairs, struct s3_put_opts *po)
 {
 	int rc = s3attr_merge(f->extra.kv, f->extra.n, &f->attr,
@@ -271,6 +277,8 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
 	struct stat st;
 	int rc;
 
+	if (f->cf.ch)
+		return fs_chain_flush_locked(fs, f, false);
 	if (!f->dirty || f->unlinked)
 		return 0;
 	if (fstat(f->fd, &st) < 0)
@@ -346,8 +354,7 @@ void fs_kc_note(struct s3vfs *fs, const char *key, const char *etag)
 	pthread_mutex_unlock(&fs->kc_lock);
 }
 
-/* Does the kernel hold pages of this very version? Then record it anyway. */
-static bool kc_keep(struct s3vfs *fs, const char *key, const char *etag)
+bool fs_kc_keep(struct s3vfs *fs, const char *key, const char *etag)
 {
 	uint64_t h = key_hash(key);
 	bool keep = false;
@@ -363,8 +370,7 @@ static bool kc_keep(struct s3vfs *fs, const char *key, const char *etag)
 	return keep;
 }
 
-/* A descriptor now holds f (its reference came from file_get). */
-static void opened(struct s3vfs *fs, struct fs_file *f, struct fuse_file_info *fi)
+void fs_file_opened(struct s3vfs *fs, struct fs_file *f, struct fuse_file_info *fi)
 {
 	pthread_mutex_lock(&fs->open_lock);
 	f->opens++;
@@ -385,6 +391,10 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 	struct fs_file *f;
 	int rc;
 
+	struct fs_cpath cp;
+	rc = fs_chain_route(fs, path, false, &cp);
+	if (rc != 0)
+		return rc < 0 ? rc : fs_chain_open(fs, &cp, path, fi);
 	rc = fs_key(fs, path, OBJMAP_FILE, key);
 	if (rc < 0)
 		return rc == -EPERM ? -ENOENT : rc;
@@ -394,9 +404,9 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 	if (e.kind == META_KIND_DIR)
 		rc = -EISDIR;
 	if (rc == 0 && !(fi->flags & O_TRUNC))
-		fi->keep_cache = kc_keep(fs, key, e.etag);
+		fi->keep_cache = fs_kc_keep(fs, key, e.etag);
 	if (rc == 0)
-		rc = file_get(fs, key, &e, &f);
+		rc = fs_file_get(fs, key, &e, &f);
 	meta_entry_cleanup(&e);
 	if (rc < 0)
 		return rc;
@@ -413,7 +423,7 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 		fs_file_put(fs, f);
 		return rc;
 	}
-	opened(fs, f, fi);
+	fs_file_opened(fs, f, fi);
 	return 0;
 }
 
@@ -427,6 +437,10 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	struct timespec now;
 	int rc;
 
+	struct fs_cpath cp;
+	rc = fs_chain_route(fs, path, true, &cp);
+	if (rc != 0)
+		return rc < 0 ? rc : fs_chain_create(fs, &cp, path, mode, fi);
 	rc = fs_key(fs, path, OBJMAP_FILE, key);
 	if (rc < 0)
 		return rc;
@@ -438,7 +452,7 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 			    .ctime = now,
 			    .atime = now };
 	fs_attr_entry(&a, META_KIND_FILE, 0, "", &e);
-	rc = file_get(fs, key, &e, &f);
+	rc = fs_file_get(fs, key, &e, &f);
 	if (rc < 0)
 		return rc;
 	pthread_mutex_lock(&f->lock);
@@ -456,7 +470,7 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	}
 	e.last_modified = 0;
 	fs_cached(meta_cache_upsert(fs->mc, key, &e, NULL));
-	opened(fs, f, fi);
+	fs_file_opened(fs, f, fi);
 	return 0;
 }
 
@@ -496,8 +510,9 @@ int fs_write(const char *path, const char *buf, size_t size, off_t off, struct f
 
 	(void)path;
 	pthread_mutex_lock(&f->lock);
-	rc = ensure_staged(fs, f, true);
+	rc = f->cf.ch && f->cf.committed ? -EPERM : ensure_staged(fs, f, true);
 	if (rc == 0) {
+		f->cf.written = true;
 		ssize_t n = pwrite(f->fd, buf, size, off);
 		rc = n < 0 ? -errno : (int)n;
 	}
@@ -540,8 +555,22 @@ int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	if (fi) {
 		f = fh(fi);
 		pthread_mutex_lock(&f->lock);
-		rc = truncate_locked(fs, f, size);
+		rc = f->cf.ch && f->cf.committed ? -EPERM : truncate_locked(fs, f, size);
 		pthread_mutex_unlock(&f->lock);
+		return rc;
+	}
+	struct fs_cpath cp;
+	rc = fs_chain_route(fs, path, false, &cp);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		/* Only an append still open may be cut; history may not. */
+		if (fs_key(fs, path, OBJMAP_FILE, key) < 0 || !(f = fs_open_find(fs, key)))
+			return -EPERM;
+		pthread_mutex_lock(&f->lock);
+		rc = f->cf.ch && !f->cf.committed ? truncate_locked(fs, f, size) : -EPERM;
+		pthread_mutex_unlock(&f->lock);
+		fs_file_put(fs, f);
 		return rc;
 	}
 	/* truncate(2) of a path: stage, cut, upload now (the file is closed). */
@@ -550,7 +579,7 @@ int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 		rc = fs_lookup(fs, path, &e);
 	if (rc < 0)
 		return rc;
-	rc = e.kind == META_KIND_DIR ? -EISDIR : file_get(fs, key, &e, &f);
+	rc = e.kind == META_KIND_DIR ? -EISDIR : fs_file_get(fs, key, &e, &f);
 	meta_entry_cleanup(&e);
 	if (rc < 0)
 		return rc;
@@ -585,7 +614,7 @@ int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	(void)path;
 	(void)datasync;
 	pthread_mutex_lock(&f->lock);
-	rc = fs_file_flush_locked(fs, f);
+	rc = f->cf.ch ? fs_chain_flush_locked(fs, f, true) : fs_file_flush_locked(fs, f);
 	pthread_mutex_unlock(&f->lock);
 	return rc;
 }
@@ -598,7 +627,8 @@ int fs_release(const char *path, struct fuse_file_info *fi)
 	/* close() already got flush's answer; this is the last chance for
 	 * writes through a descriptor that was never flushed (mmap). */
 	pthread_mutex_lock(&f->lock);
-	if (fs_file_flush_locked(fs, f) < 0)
+	int rc = f->cf.ch ? fs_chain_flush_locked(fs, f, true) : fs_file_flush_locked(fs, f);
+	if (rc < 0 && !f->cf.ch)
 		log_error("%s: upload at release failed", path);
 	pthread_mutex_unlock(&f->lock);
 	pthread_mutex_lock(&fs->open_lock);
@@ -615,6 +645,14 @@ int fs_unlink(const char *path)
 	struct aws_error err = { 0 };
 	int rc;
 
+	struct fs_cpath cp;
+	rc = fs_chain_route(fs, path, false, &cp);
+	if (rc != 0) {
+		struct meta_entry e;
+		if (rc < 0 || (rc = fs_chain_lookup(fs, &cp, &e)) < 0)
+			return rc;
+		return -EPERM; /* history is immutable */
+	}
 	rc = fs_key(fs, path, OBJMAP_FILE, key);
 	if (rc < 0)
 		return rc == -EPERM ? -ENOENT : rc;
@@ -655,6 +693,10 @@ int fs_symlink(const char *target, const char *path)
 	struct timespec now;
 	int rc;
 
+	struct fs_cpath cp;
+	rc = fs_chain_route(fs, path, true, &cp);
+	if (rc != 0)
+		return rc < 0 ? rc : -EPERM;
 	rc = fs_key(fs, path, OBJMAP_FILE, key);
 	if (rc < 0)
 		return rc;

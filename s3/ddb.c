@@ -374,9 +374,7 @@ static int set_obj(json_t *o, const char *key, json_t *v)
 	return json_object_set(o, key, v) < 0 ? -ENOMEM : 0;
 }
 
-/* Table names: 3 to 255 of [A-Za-z0-9_.-] (DynamoDB's rule, checked here so a
- * typo fails before a request is signed). */
-static bool table_ok(const char *t)
+bool ddb_table_name_ok(const char *t)
 {
 	size_t n = t ? strlen(t) : 0;
 
@@ -395,7 +393,7 @@ static int new_request(const char *table, json_t **out)
 	json_t *req = NULL;
 	int rc = 0;
 
-	if (!table_ok(table))
+	if (!ddb_table_name_ok(table))
 		return -EINVAL;
 	req = json_object();
 	if (!req)

@@ -79,6 +79,10 @@ int ddb_describe_table(struct ddb_client *c, const char *table, char **out_statu
 int ddb_wait_active(struct ddb_client *c, const char *table, long timeout_ms,
 		    struct aws_error *err) WARN_UNUSED;
 
+/* Table names: 3 to 255 of [A-Za-z0-9_.-] (DynamoDB's rule, checked before a
+ * request is signed: a bad name is -EINVAL from every call). */
+bool ddb_table_name_ok(const char *t);
+
 /* Parse a DynamoDB error reply ({"__type": "com.amazonaws...#Code", "message": ...}). 0 or -EPROTO.
  */
 int ddb_parse_error(const char *data, size_t n, struct aws_error *err) WARN_UNUSED;

@@ -31,6 +31,10 @@ struct creds_provider;
 struct http_client;
 struct upload_engine;
 struct datacache;
+struct ddb_client;
+struct chain_store;
+struct chain;
+struct fs_kinds;
 
 /* Options, as parsed by fuse_opt (fs/main.c); strings owned by fuse_opt. */
 struct s3vfs_opts {
@@ -54,6 +58,11 @@ struct s3vfs_opts {
 	unsigned unmount_timeout; /* seconds to wait for pending uploads */
 	unsigned connect_timeout; /* seconds */
 	int no_stream_writes;
+	char *ddb_endpoint;   /* DynamoDB for chain heads; NULL: AWS's, in ddb_region */
+	char *ddb_region;     /* NULL: the S3 region */
+	char *chain_table;    /* NULL: "s3vfs-chains" */
+	int chain_create_table;
+	int chain_consistent;
 	int show_help;
 	int show_version;
 	int foreground;
@@ -85,6 +94,9 @@ struct s3vfs {
 	struct datacache *dc; /* NULL with cache_size=0 */
 	uint64_t dc_block;    /* its block size */
 	char *staging_dir;
+	struct ddb_client *ddb;	     /* NULL: chains unavailable */
+	struct chain_store *chains;  /* NULL: chains unavailable */
+	struct fs_kinds *kinds;	     /* which directories are chains (ops_chain.c) */
 
 	pthread_mutex_t open_lock;
 	struct fs_file *open_files; /* protected by open_lock */
@@ -150,6 +162,17 @@ struct fs_partcopy {
 	size_t cap;
 };
 
+/* A changeset being written into an events chain (ops_chain.c); protected
+ * by the file's lock. */
+struct fs_chainfile {
+	struct chain *ch; /* NULL: an ordinary file */
+	uint64_t expect;  /* the version the name asserts; 0: the next one */
+	char name[256];	  /* the changeset's name */
+	bool written;	  /* a write came: a flush commits */
+	bool committed;	  /* commit tried (err says how it went): immutable now */
+	int err;
+};
+
 /* An open file: a staging file holds its content once it is read for
  * writing or written; until then reads go to S3. */
 struct fs_file {
@@ -172,6 +195,7 @@ struct fs_file {
 	struct readahead ra;	 /* reads while !staged (readahead.c) */
 	struct fs_stream stream; /* uploads while writing (stream.c) */
 	struct fs_partcopy pc;	 /* unchanged parts copied server-side (stream.c) */
+	struct fs_chainfile cf;	 /* an append to an events chain (ops_chain.c) */
 };
 
 static inline struct s3vfs *fs_ctx(void)
@@ -209,6 +233,59 @@ void fs_attr_entry(const struct s3attr *a, enum meta_kind kind, uint64_t size, c
 int fs_put_object(struct s3vfs *fs, const char *key, const struct http_body *body,
 		  const struct s3attr *a, const struct s3attr_kv *extra, size_t nextra,
 		  const char *content_type, char *out_etag) WARN_UNUSED;
+
+/* fs/ops_attr.c: set one metadata pair on directory marker dkey (PUT it
+ * when the directory is implicit), keeping every other pair. */
+int fs_set_dir_meta(struct s3vfs *fs, const char *dkey, const char *name,
+		    const char *value) WARN_UNUSED;
+
+/* fs/ops_chain.c: event-stream directories. */
+struct fs_cpath {
+	struct chain *ch;
+	char dkey[OBJMAP_KEY_BUF]; /* the chain directory's key */
+	const char *name;	   /* last component of the path (into it) */
+	bool head_file;		   /* ".head" */
+	bool explicit_v;	   /* "<version>-<rest>" */
+	uint64_t version;
+	const char *rest; /* the changeset name: after the version, or name */
+};
+int fs_chains_init(struct s3vfs *fs) WARN_UNUSED;
+void fs_chains_cleanup(struct s3vfs *fs);
+/* A HEAD of directory marker dkey answered (info) or found nothing (NULL). */
+void fs_chain_note_marker(struct s3vfs *fs, const char *dkey, const struct s3_object_info *info);
+/* A listing of dkey was made; has_internal: it showed the internal folder. */
+void fs_chain_note_listing(struct s3vfs *fs, const char *dkey, bool has_internal);
+/* Is dkey an events chain: 1 and *out, 0 not, <0 error (unknown kind:
+ * -EIO). check: ask S3 when not known, else not known means no. */
+int fs_chain_dir(struct s3vfs *fs, const char *dkey, bool check, struct chain **out) WARN_UNUSED;
+/* Does path lie in an events chain: 1 and *out, 0 not, <0 error. */
+int fs_chain_route(struct s3vfs *fs, const char *path, bool check,
+		   struct fs_cpath *out) WARN_UNUSED;
+int fs_chain_lookup(struct s3vfs *fs, const struct fs_cpath *cp,
+		    struct meta_entry *out) WARN_UNUSED;
+int fs_chain_readdir(struct s3vfs *fs, struct chain *ch, void *buf, fuse_fill_dir_t filler,
+		     enum fuse_fill_dir_flags flags) WARN_UNUSED;
+int fs_chain_create(struct s3vfs *fs, const struct fs_cpath *cp, const char *path, mode_t mode,
+		    struct fuse_file_info *fi) WARN_UNUSED;
+int fs_chain_open(struct s3vfs *fs, const struct fs_cpath *cp, const char *path,
+		  struct fuse_file_info *fi) WARN_UNUSED;
+/* Commit an append (f->lock held): at a flush after a write, or always
+ * (force: fsync, release). Once tried, the same answer every time. */
+int fs_chain_flush_locked(struct s3vfs *fs, struct fs_file *f, bool force) WARN_UNUSED;
+bool fs_chain_xattr(const char *name);
+int fs_chain_setxattr(struct s3vfs *fs, const char *path, const char *name, const char *value,
+		      size_t size) WARN_UNUSED;
+int fs_chain_getxattr(struct s3vfs *fs, const char *path, const char *name, char *value,
+		      size_t size) WARN_UNUSED;
+/* mkdir of path: -EPERM inside a chain; *out_kind: the kind the new
+ * directory gets from its parent's marking, or NULL. */
+int fs_chain_mkdir_meta(struct s3vfs *fs, const char *path, const char **out_kind) WARN_UNUSED;
+/* After the marker of a new directory was written: its hint and kind. */
+int fs_chain_mkdir_done(struct s3vfs *fs, const char *dkey, const char *kind) WARN_UNUSED;
+/* rmdir of chain dkey: -ENOTEMPTY unless it has no changeset; removes the
+ * hint. fs_chain_rmdir_done after the marker went. */
+int fs_chain_rmdir(struct s3vfs *fs, const char *dkey, struct chain *ch) WARN_UNUSED;
+void fs_chain_rmdir_done(struct s3vfs *fs, const char *dkey);
 
 /* fs/ops_file.c */
 struct fs_file *fs_open_find(struct s3vfs *fs, const char *key); /* takes a ref */
@@ -252,6 +329,15 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f) WARN_UNUSED;
 
 /* Remember that the kernel's pages of key are of version etag. */
 void fs_kc_note(struct s3vfs *fs, const char *key, const char *etag);
+/* Does the kernel hold pages of this version of key? (and note it) */
+bool fs_kc_keep(struct s3vfs *fs, const char *key, const char *etag);
+/* The open file of key (a new reference), made from e when there is none. */
+int fs_file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e,
+		struct fs_file **out) WARN_UNUSED;
+/* A descriptor now holds f (the reference from fs_file_get). */
+void fs_file_opened(struct s3vfs *fs, struct fs_file *f, struct fuse_file_info *fi);
+/* Give f its staging file, with the object's content if want_content (f->lock held). */
+int fs_file_stage(struct s3vfs *fs, struct fs_file *f, bool want_content) WARN_UNUSED;
 
 /* The operations table (fs/ops.c gathers the per-file tables). */
 extern const struct fuse_operations s3vfs_ops;
