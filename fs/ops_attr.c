@@ -187,9 +187,15 @@ static int change_path(const char *path, const struct change *c)
 		return rc;
 	if (rc == 1) {
 		/* An append still open takes attributes (touch); history does not. */
+		struct fs_file *f = NULL;
 		if (!c->xname && fs_key(fs, path, OBJMAP_FILE, key) == 0 &&
-		    change_open_file(fs, key, c))
+		    (f = fs_chain_pending(fs, key))) {
+			pthread_mutex_lock(&f->lock);
+			apply_attr(c, &f->attr);
+			pthread_mutex_unlock(&f->lock);
+			fs_file_put(fs, f);
 			return 0;
+		}
 		rc = fs_chain_lookup(fs, &cp, &e);
 		if (rc == 0)
 			meta_entry_cleanup(&e);

@@ -285,6 +285,7 @@ int fs_chain_route(struct s3vfs *fs, const char *path, bool check, struct fs_cpa
 	rc = fs_chain_dir(fs, out->dkey, check, &out->ch);
 	if (rc <= 0)
 		return rc;
+	out->path = path;
 	out->head_file = strcmp(out->name, HEAD_NAME) == 0;
 	if (!out->head_file)
 		out->explicit_v = chain_view_parse(out->name, &out->version, &out->rest) == 1;
@@ -339,10 +340,54 @@ static int view_link(struct s3vfs *fs, const struct fs_cpath *cp, struct chain_l
 	return strcmp(l->name, cp->rest) == 0 ? 0 : -ENOENT;
 }
 
+struct fs_file *fs_chain_pending(struct s3vfs *fs, const char *pkey)
+{
+	struct fs_file *found = NULL;
+
+	pthread_mutex_lock(&fs->open_lock);
+	for (struct fs_file *f = fs->open_files; f && !found; f = f->next) {
+		pthread_mutex_lock(&f->lock);
+		if (f->cf.ch && !f->cf.committed && f->cf.pkey && strcmp(f->cf.pkey, pkey) == 0) {
+			f->refs++;
+			found = f;
+		}
+		pthread_mutex_unlock(&f->lock);
+	}
+	pthread_mutex_unlock(&fs->open_lock);
+	return found;
+}
+
+/* The attributes of an append still being written as the path of cp. */
+static int pending_entry(struct s3vfs *fs, const struct fs_cpath *cp, struct meta_entry *out)
+{
+	char key[OBJMAP_KEY_BUF];
+	struct fs_file *f;
+	struct stat st;
+
+	if (fs_key(fs, cp->path, OBJMAP_FILE, key) < 0 || !(f = fs_chain_pending(fs, key)))
+		return -ENOENT;
+	pthread_mutex_lock(&f->lock);
+	memset(out, 0, sizeof(*out));
+	out->kind = META_KIND_FILE;
+	out->size = f->fd >= 0 && fstat(f->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+	out->mode = f->attr.mode;
+	out->uid = f->attr.uid;
+	out->gid = f->attr.gid;
+	out->mtime = f->attr.mtime;
+	out->ctime = f->attr.ctime;
+	out->meta_known = true;
+	pthread_mutex_unlock(&f->lock);
+	fs_file_put(fs, f);
+	return 0;
+}
+
 int fs_chain_lookup(struct s3vfs *fs, const struct fs_cpath *cp, struct meta_entry *out)
 {
 	struct chain_link l;
 	int rc;
+
+	if (pending_entry(fs, cp, out) == 0)
+		return 0;
 
 	if (cp->head_file) {
 		char text[128];
@@ -405,7 +450,7 @@ static int start_append(struct s3vfs *fs, const struct fs_cpath *cp, const char 
 			mode_t mode, struct fuse_file_info *fi)
 {
 	struct fuse_context *cx = fuse_get_context();
-	char key[OBJMAP_KEY_BUF];
+	char key[OBJMAP_KEY_BUF], pkey[OBJMAP_KEY_BUF];
 	struct chain_head h;
 	struct meta_entry e;
 	struct fs_file *f;
@@ -423,9 +468,17 @@ static int start_append(struct s3vfs *fs, const struct fs_cpath *cp, const char 
 		if (h.version >= cp->version)
 			return -EEXIST;
 	}
-	rc = fs_key(fs, path, OBJMAP_FILE, key);
+	rc = fs_key(fs, path, OBJMAP_FILE, pkey);
 	if (rc < 0)
 		return rc;
+	pthread_mutex_lock(&fs->open_lock);
+	uint64_t nth = ++fs->appends;
+	pthread_mutex_unlock(&fs->open_lock);
+	/* Never an object key (a NUL-free name cannot hold '\n'): unique per append. */
+	snprintf(key, sizeof(key), "\n%" PRIu64 "\n%s", nth, cp->rest);
+	char *pk = strdup(pkey);
+	if (!pk)
+		return -ENOMEM;
 	clock_gettime(CLOCK_REALTIME, &now);
 	struct s3attr a = { .mode = S_IFREG | (mode & 07777),
 			    .uid = cx->uid,
@@ -435,24 +488,23 @@ static int start_append(struct s3vfs *fs, const struct fs_cpath *cp, const char 
 			    .atime = now };
 	fs_attr_entry(&a, META_KIND_FILE, 0, "", &e);
 	rc = fs_file_get(fs, key, &e, &f);
-	if (rc < 0)
+	if (rc < 0) {
+		free(pk);
 		return rc;
-	pthread_mutex_lock(&f->lock);
-	if (f->cf.ch && !f->cf.committed) {
-		rc = -EBUSY; /* the same name is being appended through another open */
-	} else {
-		rc = fs_file_stage(fs, f, false);
-		if (rc == 0 && ftruncate(f->fd, 0) < 0)
-			rc = -errno;
 	}
+	pthread_mutex_lock(&f->lock);
+	rc = fs_file_stage(fs, f, false);
 	if (rc == 0) {
 		f->attr = a;
 		f->dirty = true;
 		fs_stream_break(f); /* one PUT at commit, never a multipart stream */
 		f->cf = (struct fs_chainfile){ .ch = cp->ch,
-					       .expect = cp->explicit_v ? cp->version : 0 };
+					       .expect = cp->explicit_v ? cp->version : 0,
+					       .pkey = pk };
+		pk = NULL;
 		snprintf(f->cf.name, sizeof(f->cf.name), "%s", cp->rest);
 	}
+	free(pk);
 	pthread_mutex_unlock(&f->lock);
 	if (rc < 0) {
 		fs_file_put(fs, f);
@@ -562,9 +614,9 @@ int fs_chain_flush_locked(struct s3vfs *fs, struct fs_file *f, bool force)
 	f->cf.err = rc;
 	f->dirty = false;
 	if (rc == 0)
-		log_debug("%s: committed %s as version %" PRIu64, f->key, l.name, l.version);
+		log_debug("%s: committed %s as version %" PRIu64, f->cf.pkey, l.name, l.version);
 	else if (rc != -EEXIST && rc != -EINVAL)
-		log_error("%s: append failed: %s", f->key, strerror(-rc));
+		log_error("%s: append failed: %s", f->cf.pkey, strerror(-rc));
 	return rc;
 }
 

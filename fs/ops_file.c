@@ -46,6 +46,7 @@ static void file_free(struct s3vfs *fs, struct fs_file *f)
 	if (f->staging[0])
 		unlink(f->staging);
 	fs_ra_cleanup(f);
+	free(f->cf.pkey);
 	s3attr_kvlist_cleanup(&f->extra);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
@@ -565,7 +566,7 @@ int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 		return rc;
 	if (rc == 1) {
 		/* Only an append still open may be cut; history may not. */
-		if (fs_key(fs, path, OBJMAP_FILE, key) < 0 || !(f = fs_open_find(fs, key)))
+		if (fs_key(fs, path, OBJMAP_FILE, key) < 0 || !(f = fs_chain_pending(fs, key)))
 			return -EPERM;
 		pthread_mutex_lock(&f->lock);
 		rc = f->cf.ch && !f->cf.committed ? truncate_locked(fs, f, size) : -EPERM;

@@ -966,7 +966,7 @@ static void delete_orphan(struct chain_store *cs, struct chain *ch, const struct
  * again (I4, I5).
  */
 static int resolve_attempt(struct chain_store *cs, struct chain *ch, const struct chain_link *a,
-			   struct chain_head *head)
+			   bool retried, struct chain_head *head)
 {
 	struct chain_link l;
 	int rc = -EIO;
@@ -983,7 +983,11 @@ static int resolve_attempt(struct chain_store *cs, struct chain *ch, const struc
 		return 0;
 	if (head->version == a->version)
 		return strcmp(head->id, a->id) == 0;
-	/* The head moved past the attempt: was it ours underneath? */
+	/* The head moved past the attempt. A write that was sent once and
+	 * refused never applied; one sent more than once may have applied
+	 * before its repeat was refused: was it ours underneath? */
+	if (!retried)
+		return 0;
 	pthread_mutex_lock(&ch->lock);
 	load_links_locked(cs, ch);
 	rc = sync_to_locked(cs, ch, head);
@@ -1061,7 +1065,8 @@ static int try_update(struct chain_store *cs, struct chain *ch, const struct cha
 		else
 			log_warn("chain %s: head update for %s unanswered (%s); resolving",
 				 ch->dir_key, l->name, strerror(-rc));
-		int r = resolve_attempt(cs, ch, l, &now);
+		bool once = rc == -ECANCELED && err.attempts == 1 && same == 0;
+		int r = resolve_attempt(cs, ch, l, !once, &now);
 		if (r < 0)
 			return r;
 		if (r == 1)

@@ -100,6 +100,7 @@ struct s3vfs {
 
 	pthread_mutex_t open_lock;
 	struct fs_file *open_files; /* protected by open_lock */
+	uint64_t appends;	    /* appends started; protected by open_lock */
 	int live_files;		    /* allocated fs_files; protected by open_lock */
 	pthread_cond_t files_gone;  /* live_files reached 0; with open_lock */
 
@@ -168,6 +169,8 @@ struct fs_chainfile {
 	struct chain *ch; /* NULL: an ordinary file */
 	uint64_t expect;  /* the version the name asserts; 0: the next one */
 	char name[256];	  /* the changeset's name */
+	char *pkey;	  /* key of the path it was created as (the file's own key is
+			   * unique: two appends of one name never share a file) */
 	bool written;	  /* a write came: a flush commits */
 	bool committed;	  /* commit tried (err says how it went): immutable now */
 	int err;
@@ -243,6 +246,7 @@ int fs_set_dir_meta(struct s3vfs *fs, const char *dkey, const char *name,
 struct fs_cpath {
 	struct chain *ch;
 	char dkey[OBJMAP_KEY_BUF]; /* the chain directory's key */
+	const char *path;	   /* the whole path (borrowed) */
 	const char *name;	   /* last component of the path (into it) */
 	bool head_file;		   /* ".head" */
 	bool explicit_v;	   /* "<version>-<rest>" */
@@ -272,6 +276,8 @@ int fs_chain_open(struct s3vfs *fs, const struct fs_cpath *cp, const char *path,
 /* Commit an append (f->lock held): at a flush after a write, or always
  * (force: fsync, release). Once tried, the same answer every time. */
 int fs_chain_flush_locked(struct s3vfs *fs, struct fs_file *f, bool force) WARN_UNUSED;
+/* An append still being written as path key pkey: a new reference, or NULL. */
+struct fs_file *fs_chain_pending(struct s3vfs *fs, const char *pkey);
 bool fs_chain_xattr(const char *name);
 int fs_chain_setxattr(struct s3vfs *fs, const char *path, const char *name, const char *value,
 		      size_t size) WARN_UNUSED;
