@@ -356,6 +356,11 @@ int chain_get(struct chain_store *cs, const char *dir_key, struct chain **out)
 	return 0;
 }
 
+const char *chain_dir_key(const struct chain *ch)
+{
+	return ch->dir_key;
+}
+
 void chain_forget(struct chain_store *cs, const char *dir_key)
 {
 	struct chain *ch;

@@ -114,6 +114,8 @@ void chain_store_free(struct chain_store *cs);
 /* The chain of directory key dir_key ("a/b/"), made on first use. Never
  * fails for a valid key but with -ENOMEM / -ENAMETOOLONG. */
 int chain_get(struct chain_store *cs, const char *dir_key, struct chain **out) WARN_UNUSED;
+/* The directory key of a chain ("a/b/"). */
+const char *chain_dir_key(const struct chain *ch);
 /* Forget what is known of dir_key's chain (after rmdir). */
 void chain_forget(struct chain_store *cs, const char *dir_key);
 
