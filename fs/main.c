@@ -491,6 +491,8 @@ static int open_state(struct s3vfs *fs)
 	rc = chain_store_new(&chc, &fs->chains);
 	if (rc == 0)
 		rc = fs_chains_init(fs);
+	if (rc == 0)
+		rc = fs_content_init(fs);
 	if (rc < 0)
 		fprintf(stderr, "s3vfs: cannot set up chains: %s\n", strerror(-rc));
 out:
@@ -546,6 +548,7 @@ const struct fuse_operations s3vfs_ops = {
 
 static void teardown(struct s3vfs *fs)
 {
+	fs_content_cleanup(fs);
 	fs_chains_cleanup(fs);
 	chain_store_free(fs->chains);
 	ddb_client_free(fs->ddb);

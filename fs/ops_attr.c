@@ -16,6 +16,7 @@
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
+#include "s3vfs/chain.h"
 #include "s3vfs/fs.h"
 #include "s3vfs/log.h"
 #include "s3vfs/upload.h"
@@ -185,6 +186,23 @@ static int change_path(const char *path, const struct change *c)
 	rc = fs_chain_route(fs, path, false, &cp);
 	if (rc < 0)
 		return rc;
+	if (rc == 1 && cp.kind == CHAIN_CONTENT) {
+		if (c->xname || cp.head_file)
+			return -EPERM;
+		if (c->which & (S3ATTR_UID | S3ATTR_GID) && !(c->which & (S3ATTR_MODE | S3ATTR_MTIME)))
+			return 0; /* a content tree keeps no owners: they are the mount's */
+		/* A file open for writing carries the change too. */
+		struct fs_file *f = NULL;
+		if (fs_key(fs, path, OBJMAP_FILE, key) == 0 && (f = fs_chain_pending(fs, key))) {
+			pthread_mutex_lock(&f->lock);
+			apply_attr(c, &f->attr);
+			pthread_mutex_unlock(&f->lock);
+			fs_file_put(fs, f);
+		}
+		mode_t m = c->attr.mode;
+		return fs_content_attr(fs, &cp, c->which & S3ATTR_MODE ? &m : NULL,
+				       c->which & S3ATTR_MTIME ? &c->attr.mtime : NULL);
+	}
 	if (rc == 1) {
 		/* An append still open takes attributes (touch); history does not. */
 		struct fs_file *f = NULL;

@@ -220,6 +220,23 @@ static int dir_kinds(struct s3vfs *fs, const char *dkey, bool check, int *kind, 
 	return kind_get(fs, dkey, kind, subdirs) ? 0 : -EIO;
 }
 
+/* A chain of kind at dkey: 1 (events) or 2 (content) and *out, or -EIO. */
+static int chain_of_kind(struct s3vfs *fs, const char *dkey, int kind, struct chain **out)
+{
+	if (kind != CHAIN_EVENTS && kind != CHAIN_CONTENT) {
+		/* Unknown kinds are refused, never shown as plain directories
+		 * that writes would corrupt. */
+		log_error("%s: marked as a chain of a kind this s3vfs does not know", dkey);
+		return -EIO;
+	}
+	if (!fs->chains) {
+		log_error("%s is a chain, but chains are off (no DynamoDB)", dkey);
+		return -EIO;
+	}
+	int rc = chain_get(fs->chains, dkey, out);
+	return rc < 0 ? rc : kind == CHAIN_EVENTS ? 1 : 2;
+}
+
 int fs_chain_dir(struct s3vfs *fs, const char *dkey, bool check, struct chain **out)
 {
 	int kind, subdirs;
@@ -227,21 +244,7 @@ int fs_chain_dir(struct s3vfs *fs, const char *dkey, bool check, struct chain **
 
 	if (rc < 0)
 		return rc;
-	if (kind == CHAIN_NONE)
-		return 0;
-	if (kind != CHAIN_EVENTS) {
-		/* Unknown kinds (and content chains, not served yet) are refused,
-		 * never shown as plain directories that writes would corrupt. */
-		log_error("%s: chains of kind %s are not supported by this s3vfs", dkey,
-			  kind == CHAIN_BAD ? "?" : chain_kind_name(kind));
-		return -EIO;
-	}
-	if (!fs->chains) {
-		log_error("%s is an event stream, but chains are off (no DynamoDB)", dkey);
-		return -EIO;
-	}
-	rc = chain_get(fs->chains, dkey, out);
-	return rc < 0 ? rc : 1;
+	return kind == CHAIN_NONE ? 0 : chain_of_kind(fs, dkey, kind, out);
 }
 
 /* Split path into its parent's directory key and its last component. */
@@ -274,20 +277,46 @@ static int split_path(struct s3vfs *fs, const char *path, char dkey[OBJMAP_KEY_B
 
 int fs_chain_route(struct s3vfs *fs, const char *path, bool check, struct fs_cpath *out)
 {
-	int rc;
+	char anc[OBJMAP_KEY_BUF];
+	size_t n = strlen(path);
+	int kind = CHAIN_NONE, subdirs, rc;
 
 	if (strcmp(path, "/") == 0)
 		return 0;
+	if (n >= sizeof(anc))
+		return -ENAMETOOLONG;
 	memset(out, 0, sizeof(*out));
-	rc = split_path(fs, path, out->dkey, &out->name);
+	memcpy(anc, path, n + 1);
+	/* The nearest ancestor that is a chain: the parent (asked of S3 when
+	 * check and not known), else any known one above it. */
+	for (bool parent = true;; parent = false) {
+		char *slash = strrchr(anc, '/');
+		if (!slash || slash == anc)
+			return 0; /* reached the mount's root, which is never a chain */
+		*slash = '\0';
+		rc = fs_key(fs, anc, OBJMAP_DIR, out->dkey);
+		if (rc < 0)
+			return rc == -EPERM ? 0 : rc; /* the internal folder: not ours */
+		if (kind_get(fs, out->dkey, &kind, &subdirs) && kind != CHAIN_NONE)
+			break;
+		if (parent && check) {
+			rc = dir_kinds(fs, out->dkey, true, &kind, &subdirs);
+			if (rc < 0)
+				return rc;
+			if (kind != CHAIN_NONE)
+				break;
+		}
+	}
+	rc = chain_of_kind(fs, out->dkey, kind, &out->ch);
 	if (rc < 0)
-		return rc == -EPERM ? 0 : rc; /* the internal folder: not ours to route */
-	rc = fs_chain_dir(fs, out->dkey, check, &out->ch);
-	if (rc <= 0)
 		return rc;
+	out->kind = kind;
 	out->path = path;
-	out->head_file = strcmp(out->name, HEAD_NAME) == 0;
-	if (!out->head_file)
+	out->rel = path + strlen(anc) + 1;
+	out->name = strrchr(path, '/') + 1;
+	out->deep = strchr(out->rel, '/') != NULL;
+	out->head_file = strcmp(out->rel, HEAD_NAME) == 0;
+	if (!out->head_file && !out->deep)
 		out->explicit_v = chain_view_parse(out->name, &out->version, &out->rest) == 1;
 	if (!out->explicit_v)
 		out->rest = out->name;
@@ -388,6 +417,10 @@ int fs_chain_lookup(struct s3vfs *fs, const struct fs_cpath *cp, struct meta_ent
 
 	if (pending_entry(fs, cp, out) == 0)
 		return 0;
+	if (cp->kind == CHAIN_CONTENT && !cp->head_file)
+		return fs_content_lookup(fs, cp, out);
+	if (cp->deep)
+		return -ENOENT; /* an event stream has no subdirectories */
 
 	if (cp->head_file) {
 		char text[128];
@@ -518,6 +551,12 @@ static int start_append(struct s3vfs *fs, const struct fs_cpath *cp, const char 
 int fs_chain_create(struct s3vfs *fs, const struct fs_cpath *cp, const char *path, mode_t mode,
 		    struct fuse_file_info *fi)
 {
+	if (cp->head_file)
+		return -EPERM;
+	if (cp->kind == CHAIN_CONTENT)
+		return fs_content_create(fs, cp, mode, fi);
+	if (cp->deep)
+		return -ENOENT;
 	return start_append(fs, cp, path, mode, fi);
 }
 
@@ -569,6 +608,10 @@ int fs_chain_open(struct s3vfs *fs, const struct fs_cpath *cp, const char *path,
 
 	if (cp->head_file)
 		return open_head(fs, cp, path, fi);
+	if (cp->kind == CHAIN_CONTENT)
+		return fs_content_open(fs, cp, fi);
+	if (cp->deep)
+		return -ENOENT;
 	rc = view_link(fs, cp, &l);
 	if (rc == -ENOENT && wants_write(fi->flags))
 		/* A name the kernel still holds from an earlier append: a new one. */
@@ -595,6 +638,8 @@ int fs_chain_flush_locked(struct s3vfs *fs, struct fs_file *f, bool force)
 	struct stat st;
 	int rc;
 
+	if (f->cf.kind == CHAIN_CONTENT)
+		return fs_content_flush_locked(fs, f, force);
 	if (f->cf.committed)
 		return f->cf.err;
 	/* A shell's "> file" opens, dups and closes the first descriptor before
@@ -624,7 +669,27 @@ int fs_chain_flush_locked(struct s3vfs *fs, struct fs_file *f, bool force)
 
 static bool is_chain_xattr(const char *name)
 {
-	return strcmp(name, XATTR_CHAIN) == 0 || strcmp(name, XATTR_SUBDIR) == 0;
+	return strcmp(name, XATTR_CHAIN) == 0 || strcmp(name, XATTR_SUBDIR) == 0 ||
+	       strcmp(name, FS_XATTR_TXN) == 0 || strcmp(name, FS_XATTR_ROLLBACK) == 0;
+}
+
+/* A control of a content chain directory (transactions, rollback). */
+static int content_control(struct s3vfs *fs, const char *path, const char *name, const char *v)
+{
+	char dkey[OBJMAP_KEY_BUF];
+	struct chain *ch = NULL;
+	int rc;
+
+	if (strcmp(path, "/") == 0)
+		return -EINVAL;
+	rc = fs_key(fs, path, OBJMAP_DIR, dkey);
+	if (rc == 0)
+		rc = fs_chain_dir(fs, dkey, true, &ch);
+	if (rc < 0)
+		return rc == -EPERM ? -ENOENT : rc;
+	if (rc != 2)
+		return -EINVAL; /* not a content chain */
+	return fs_content_control(fs, ch, name, v);
 }
 
 bool fs_chain_xattr(const char *name)
@@ -701,11 +766,13 @@ int fs_chain_setxattr(struct s3vfs *fs, const char *path, const char *name, cons
 	v[size] = '\0';
 	if (v[size - 1] == '\n')
 		v[size - 1] = '\0';
+	if (strcmp(name, FS_XATTR_TXN) == 0 || strcmp(name, FS_XATTR_ROLLBACK) == 0)
+		return content_control(fs, path, name, v);
 	int want = chain_kind_parse(v);
 	if (want == CHAIN_BAD || want == CHAIN_NONE)
 		return -EINVAL;
-	if (want == CHAIN_CONTENT)
-		return -EOPNOTSUPP;
+	if (want == CHAIN_CONTENT && strcmp(name, XATTR_SUBDIR) == 0)
+		return -EINVAL; /* one content tree per chain; streams per subdirectory */
 	rc = fs_chain_route(fs, path, true, &cp);
 	if (rc < 0)
 		return rc;
@@ -755,11 +822,28 @@ int fs_chain_getxattr(struct s3vfs *fs, const char *path, const char *name, char
 	char dkey[OBJMAP_KEY_BUF];
 	int kind, subdirs, rc;
 
-	if (strcmp(path, "/") == 0)
+	if (strcmp(path, "/") == 0 || strcmp(name, FS_XATTR_ROLLBACK) == 0)
 		return -ENODATA;
 	rc = fs_key(fs, path, OBJMAP_DIR, dkey);
 	if (rc < 0)
 		return rc == -EPERM ? -ENOENT : rc;
+	if (strcmp(name, FS_XATTR_TXN) == 0) {
+		struct chain *ch = NULL;
+		size_t n = 0;
+		char s[40];
+		rc = fs_chain_dir(fs, dkey, true, &ch);
+		if (rc < 0)
+			return rc;
+		if (rc != 2 || !fs_content_txn_state(fs, ch, &n))
+			return -ENODATA;
+		int len = snprintf(s, sizeof(s), "open %zu", n);
+		if (size == 0)
+			return len;
+		if (size < (size_t)len)
+			return -ERANGE;
+		memcpy(value, s, (size_t)len);
+		return len;
+	}
 	rc = dir_kinds(fs, dkey, true, &kind, &subdirs);
 	if (rc < 0)
 		return rc;

@@ -210,6 +210,44 @@ static int emit_listing(struct emitter *em, const struct listing *l)
 	return 0;
 }
 
+/*
+ * A directory in a chain, or a chain's own directory: 1 when listed here,
+ * 0 when it is a plain directory, <0 error. check: ask S3 whether dkey is a
+ * chain when not known.
+ */
+static int chain_readdir(struct s3vfs *fs, const char *path, const char *dkey, bool check,
+			 void *buf, fuse_fill_dir_t filler, enum fuse_fill_dir_flags flags,
+			 struct chain **ch)
+{
+	struct fs_cpath cp;
+	int rc = fs_chain_route(fs, path, false, &cp);
+
+	if (rc == 1 && cp.kind == CHAIN_CONTENT) {
+		rc = fs_content_readdir(fs, &cp, buf, filler, flags);
+		return rc < 0 ? rc : 1;
+	}
+	if (rc == 1)
+		return -ENOENT; /* nothing below an event stream is a directory */
+	if (rc < 0)
+		return rc;
+	rc = fs_chain_dir(fs, dkey, check, ch);
+	if (rc == 1)
+		rc = fs_chain_readdir(fs, *ch, buf, filler, flags);
+	else if (rc == 2) {
+		memset(&cp, 0, sizeof(cp));
+		cp.ch = *ch;
+		cp.kind = CHAIN_CONTENT;
+		cp.path = path;
+		cp.rel = "";
+		cp.name = "";
+		snprintf(cp.dkey, sizeof(cp.dkey), "%s", dkey);
+		rc = fs_content_readdir(fs, &cp, buf, filler, flags);
+	} else {
+		return rc;
+	}
+	return rc < 0 ? rc : 1;
+}
+
 int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
@@ -229,9 +267,9 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	filler(buf, "..", NULL, 0, 0);
 
 	struct chain *ch = NULL;
-	rc = fs_chain_dir(fs, dkey, false, &ch);
+	rc = chain_readdir(fs, path, dkey, false, buf, filler, em.flags, &ch);
 	if (rc != 0)
-		return rc < 0 ? rc : fs_chain_readdir(fs, ch, buf, filler, em.flags);
+		return rc < 0 ? rc : 0;
 
 	struct listing c = { .fs = fs, .dir_key = dkey };
 	if (meta_cache_dir_lookup(fs->mc, dkey, &age) == 0 && age < fs->ttl_ms &&
@@ -248,11 +286,13 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	rc = list_dir(fs, &l);
 	if (rc == 0 || rc == -EAGAIN) {
 		fs_chain_note_listing(fs, dkey, l.internal);
-		int crc = l.internal ? fs_chain_dir(fs, dkey, true, &ch) : 0;
+		int crc = l.internal
+				  ? chain_readdir(fs, path, dkey, true, buf, filler, em.flags, &ch)
+				  : 0;
 		if (crc != 0) {
 			/* It is a chain after all: show the chain, not its folder. */
 			listing_cleanup(&l);
-			return crc < 0 ? crc : fs_chain_readdir(fs, ch, buf, filler, em.flags);
+			return crc < 0 ? crc : 0;
 		}
 	}
 	/* The cache now holds the listing with what it knew of each entry's
@@ -337,6 +377,12 @@ int fs_mkdir(const char *path, mode_t mode)
 	rc = fs_key(fs, path, OBJMAP_DIR, dkey);
 	if (rc < 0)
 		return rc;
+	struct fs_cpath cp;
+	rc = fs_chain_route(fs, path, true, &cp);
+	if (rc != 0)
+		return rc < 0	      ? rc
+		       : cp.kind == CHAIN_CONTENT ? fs_content_mkdir(fs, &cp, mode)
+						  : -EPERM;
 	const char *chain_kind = NULL;
 	rc = fs_chain_mkdir_meta(fs, path, &chain_kind);
 	if (rc < 0)
@@ -397,6 +443,10 @@ int fs_rmdir(const char *path)
 	struct aws_error err;
 	int rc;
 
+	struct fs_cpath cp;
+	rc = fs_chain_route(fs, path, false, &cp);
+	if (rc != 0)
+		return rc < 0 ? rc : cp.kind == CHAIN_CONTENT ? fs_content_rmdir(fs, &cp) : -ENOENT;
 	rc = fs_key(fs, path, OBJMAP_DIR, dkey);
 	struct chain *ch = NULL;
 	int is_chain = rc == 0 ? fs_chain_dir(fs, dkey, true, &ch) : 0;
@@ -537,12 +587,17 @@ int fs_rename(const char *from, const char *to, unsigned int flags)
 
 	if (flags & RENAME_EXCHANGE)
 		return -EINVAL;
-	struct fs_cpath cp;
-	rc = fs_chain_route(fs, from, false, &cp);
-	if (rc == 0)
-		rc = fs_chain_route(fs, to, true, &cp);
-	if (rc != 0)
-		return rc < 0 ? rc : -EPERM; /* history is immutable */
+	struct fs_cpath cf, ct;
+	int rf = fs_chain_route(fs, from, false, &cf);
+	int rt = rf < 0 ? 0 : fs_chain_route(fs, to, true, &ct);
+	if (rf < 0 || rt < 0)
+		return rf < 0 ? rf : rt;
+	if ((rf && cf.kind == CHAIN_EVENTS) || (rt && ct.kind == CHAIN_EVENTS))
+		return -EPERM; /* history is immutable */
+	if (rf && rt)
+		return fs_content_rename(fs, &cf, &ct, flags);
+	if (rf || rt)
+		return -EXDEV; /* in or out of a content chain: mv copies */
 	rc = fs_lookup(fs, from, &src);
 	if (rc < 0)
 		return rc;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "s3vfs/datacache.h"
+#include "s3vfs/chain.h"
 #include "s3vfs/fs.h"
 #include "s3vfs/log.h"
 #include "s3vfs/upload.h"
@@ -248,6 +249,28 @@ static int ensure_staged(struct s3vfs *fs, struct fs_file *f, bool want_content)
 	}
 	f->staged = true;
 	return 0;
+}
+
+int fs_file_fill(struct s3vfs *fs, struct fs_file *f, const char *key, const char *etag)
+{
+	struct fd_sink sink = { .fd = f->fd };
+	struct s3_get_opts o = { .if_match = etag && etag[0] ? etag : NULL };
+	struct aws_error err;
+	int rc = s3_get(fs->s3, key, &o, fd_sink_write, &sink, NULL, &err);
+
+	if (rc < 0) {
+		char msg[512];
+		log_error("GET %s: %s", key, aws_error_str(&err, msg, sizeof(msg)));
+	}
+	return rc;
+}
+
+void fs_file_release_handle(struct s3vfs *fs, struct fs_file *f)
+{
+	pthread_mutex_lock(&fs->open_lock);
+	f->opens--;
+	pthread_mutex_unlock(&fs->open_lock);
+	fs_file_put(fs, f);
 }
 
 int fs_file_stage(struct s3vfs *fs, struct fs_file *f, bool want_content)
@@ -511,7 +534,8 @@ int fs_write(const char *path, const char *buf, size_t size, off_t off, struct f
 
 	(void)path;
 	pthread_mutex_lock(&f->lock);
-	rc = f->cf.ch && f->cf.committed ? -EPERM : ensure_staged(fs, f, true);
+	rc = f->cf.ch && f->cf.committed && f->cf.kind != CHAIN_CONTENT ? -EPERM
+									 : ensure_staged(fs, f, true);
 	if (rc == 0) {
 		f->cf.written = true;
 		ssize_t n = pwrite(f->fd, buf, size, off);
@@ -556,7 +580,11 @@ int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	if (fi) {
 		f = fh(fi);
 		pthread_mutex_lock(&f->lock);
-		rc = f->cf.ch && f->cf.committed ? -EPERM : truncate_locked(fs, f, size);
+		rc = f->cf.ch && f->cf.committed && f->cf.kind != CHAIN_CONTENT
+			     ? -EPERM
+			     : truncate_locked(fs, f, size);
+		if (rc == 0 && f->cf.ch)
+			f->cf.written = true;
 		pthread_mutex_unlock(&f->lock);
 		return rc;
 	}
@@ -564,6 +592,8 @@ int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 	rc = fs_chain_route(fs, path, false, &cp);
 	if (rc < 0)
 		return rc;
+	if (rc == 1 && cp.kind == CHAIN_CONTENT)
+		return cp.head_file ? -EPERM : fs_content_truncate(fs, &cp, size);
 	if (rc == 1) {
 		/* Only an append still open may be cut; history may not. */
 		if (fs_key(fs, path, OBJMAP_FILE, key) < 0 || !(f = fs_chain_pending(fs, key)))
@@ -648,6 +678,8 @@ int fs_unlink(const char *path)
 
 	struct fs_cpath cp;
 	rc = fs_chain_route(fs, path, false, &cp);
+	if (rc == 1 && cp.kind == CHAIN_CONTENT)
+		return cp.head_file ? -EPERM : fs_content_unlink(fs, &cp);
 	if (rc != 0) {
 		struct meta_entry e;
 		if (rc < 0 || (rc = fs_chain_lookup(fs, &cp, &e)) < 0)

@@ -35,6 +35,7 @@ struct ddb_client;
 struct chain_store;
 struct chain;
 struct fs_kinds;
+struct fs_content;
 
 /* Options, as parsed by fuse_opt (fs/main.c); strings owned by fuse_opt. */
 struct s3vfs_opts {
@@ -97,6 +98,7 @@ struct s3vfs {
 	struct ddb_client *ddb;	     /* NULL: chains unavailable */
 	struct chain_store *chains;  /* NULL: chains unavailable */
 	struct fs_kinds *kinds;	     /* which directories are chains (ops_chain.c) */
+	struct fs_content *content;  /* trees, transactions, pins (ops_content.c) */
 
 	pthread_mutex_t open_lock;
 	struct fs_file *open_files; /* protected by open_lock */
@@ -167,11 +169,13 @@ struct fs_partcopy {
  * by the file's lock. */
 struct fs_chainfile {
 	struct chain *ch; /* NULL: an ordinary file */
+	int kind;	  /* CHAIN_EVENTS (0 too) or CHAIN_CONTENT */
 	uint64_t expect;  /* the version the name asserts; 0: the next one */
-	char name[256];	  /* the changeset's name */
+	char name[1025];  /* the changeset's name (events), the path (content) */
 	char *pkey;	  /* key of the path it was created as (the file's own key is
 			   * unique: two appends of one name never share a file) */
 	bool written;	  /* a write came: a flush commits */
+	bool fresh;	  /* content: created or truncated, not saved yet */
 	bool committed;	  /* commit tried (err says how it went): immutable now */
 	int err;
 };
@@ -245,8 +249,11 @@ int fs_set_dir_meta(struct s3vfs *fs, const char *dkey, const char *name,
 /* fs/ops_chain.c: event-stream directories. */
 struct fs_cpath {
 	struct chain *ch;
+	int kind;		   /* CHAIN_EVENTS or CHAIN_CONTENT */
 	char dkey[OBJMAP_KEY_BUF]; /* the chain directory's key */
 	const char *path;	   /* the whole path (borrowed) */
+	const char *rel;	   /* the path below the chain directory (into path) */
+	bool deep;		   /* rel has a '/' */
 	const char *name;	   /* last component of the path (into it) */
 	bool head_file;		   /* ".head" */
 	bool explicit_v;	   /* "<version>-<rest>" */
@@ -259,10 +266,11 @@ void fs_chains_cleanup(struct s3vfs *fs);
 void fs_chain_note_marker(struct s3vfs *fs, const char *dkey, const struct s3_object_info *info);
 /* A listing of dkey was made; has_internal: it showed the internal folder. */
 void fs_chain_note_listing(struct s3vfs *fs, const char *dkey, bool has_internal);
-/* Is dkey an events chain: 1 and *out, 0 not, <0 error (unknown kind:
- * -EIO). check: ask S3 when not known, else not known means no. */
+/* Is dkey a chain: 1 (events) or 2 (content) and *out, 0 not, <0 error
+ * (unknown kind: -EIO). check: ask S3 when not known, else not known means no. */
 int fs_chain_dir(struct s3vfs *fs, const char *dkey, bool check, struct chain **out) WARN_UNUSED;
-/* Does path lie in an events chain: 1 and *out, 0 not, <0 error. */
+/* Does path lie in a chain (below its directory): 1 and *out, 0 not, <0
+ * error. check: ask S3 about the parent when not known. */
 int fs_chain_route(struct s3vfs *fs, const char *path, bool check,
 		   struct fs_cpath *out) WARN_UNUSED;
 int fs_chain_lookup(struct s3vfs *fs, const struct fs_cpath *cp,
@@ -292,6 +300,37 @@ int fs_chain_mkdir_done(struct s3vfs *fs, const char *dkey, const char *kind) WA
  * hint. fs_chain_rmdir_done after the marker went. */
 int fs_chain_rmdir(struct s3vfs *fs, const char *dkey, struct chain *ch) WARN_UNUSED;
 void fs_chain_rmdir_done(struct s3vfs *fs, const char *dkey);
+
+/* fs/ops_content.c: content chains (cp->kind == CHAIN_CONTENT). */
+#define FS_XATTR_TXN	  "user.s3vfs.txn"
+#define FS_XATTR_ROLLBACK "user.s3vfs.rollback"
+int fs_content_init(struct s3vfs *fs) WARN_UNUSED;
+void fs_content_cleanup(struct s3vfs *fs);
+int fs_content_lookup(struct s3vfs *fs, const struct fs_cpath *cp,
+		      struct meta_entry *out) WARN_UNUSED;
+int fs_content_readdir(struct s3vfs *fs, const struct fs_cpath *cp, void *buf,
+		       fuse_fill_dir_t filler, enum fuse_fill_dir_flags flags) WARN_UNUSED;
+int fs_content_mkdir(struct s3vfs *fs, const struct fs_cpath *cp, mode_t mode) WARN_UNUSED;
+int fs_content_rmdir(struct s3vfs *fs, const struct fs_cpath *cp) WARN_UNUSED;
+int fs_content_unlink(struct s3vfs *fs, const struct fs_cpath *cp) WARN_UNUSED;
+/* -EXDEV between chains (mv then copies). */
+int fs_content_rename(struct s3vfs *fs, const struct fs_cpath *from, const struct fs_cpath *to,
+		      unsigned int flags) WARN_UNUSED;
+/* chmod (mode) or utimens (mtime); either may be NULL. */
+int fs_content_attr(struct s3vfs *fs, const struct fs_cpath *cp, const mode_t *mode,
+		    const struct timespec *mtime) WARN_UNUSED;
+int fs_content_create(struct s3vfs *fs, const struct fs_cpath *cp, mode_t mode,
+		      struct fuse_file_info *fi) WARN_UNUSED;
+int fs_content_open(struct s3vfs *fs, const struct fs_cpath *cp,
+		    struct fuse_file_info *fi) WARN_UNUSED;
+int fs_content_truncate(struct s3vfs *fs, const struct fs_cpath *cp, off_t size) WARN_UNUSED;
+/* Save a written file as a change (f->lock held); as fs_chain_flush_locked. */
+int fs_content_flush_locked(struct s3vfs *fs, struct fs_file *f, bool force) WARN_UNUSED;
+/* setxattr of FS_XATTR_TXN (begin, commit, abort) or FS_XATTR_ROLLBACK (N) on the chain. */
+int fs_content_control(struct s3vfs *fs, struct chain *ch, const char *name,
+		       const char *value) WARN_UNUSED;
+/* 1 and the staged changes when a transaction is open on ch in this mount. */
+int fs_content_txn_state(struct s3vfs *fs, struct chain *ch, size_t *out_n);
 
 /* fs/ops_file.c */
 struct fs_file *fs_open_find(struct s3vfs *fs, const char *key); /* takes a ref */
@@ -342,6 +381,10 @@ int fs_file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e,
 		struct fs_file **out) WARN_UNUSED;
 /* A descriptor now holds f (the reference from fs_file_get). */
 void fs_file_opened(struct s3vfs *fs, struct fs_file *f, struct fuse_file_info *fi);
+/* Copy object key (version etag) into f's staging file (f->lock held). */
+int fs_file_fill(struct s3vfs *fs, struct fs_file *f, const char *key, const char *etag) WARN_UNUSED;
+/* Drop a handle opened by the filesystem itself (no upload). */
+void fs_file_release_handle(struct s3vfs *fs, struct fs_file *f);
 /* Give f its staging file, with the object's content if want_content (f->lock held). */
 int fs_file_stage(struct s3vfs *fs, struct fs_file *f, bool want_content) WARN_UNUSED;
 
