@@ -720,6 +720,8 @@ static int start_write(struct s3vfs *fs, const struct fs_cpath *cp, const struct
 	memset(&e, 0, sizeof(e));
 	e.kind = META_KIND_FILE;
 	e.mode = S_IFREG | (ce ? ce->mode : mode & 07777);
+	e.uid = fs->uid; /* a content tree's files are the mount's */
+	e.gid = fs->gid;
 	rc = fs_file_get(fs, key, &e, &f);
 	if (rc < 0) {
 		free(pk);
