@@ -510,7 +510,10 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->use_ino = 0;
 	cfg->attr_timeout = fs->o.stat_ttl;
 	cfg->entry_timeout = fs->o.stat_ttl;
-	cfg->negative_timeout = fs->o.stat_ttl;
+	/* Names can appear without a create through this kernel (a changeset
+	 * committed under a new name, another mount's write): negative answers
+	 * come from our cache instead, which costs no request within stat_ttl. */
+	cfg->negative_timeout = 0;
 	cfg->kernel_cache = 0;
 	cfg->hard_remove = 1;
 	return fs;

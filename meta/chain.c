@@ -971,7 +971,7 @@ static void delete_orphan(struct chain_store *cs, struct chain *ch, const struct
  * again (I4, I5).
  */
 static int resolve_attempt(struct chain_store *cs, struct chain *ch, const struct chain_link *a,
-			   bool retried, struct chain_head *head)
+			   struct chain_head *head)
 {
 	struct chain_link l;
 	int rc = -EIO;
@@ -988,11 +988,10 @@ static int resolve_attempt(struct chain_store *cs, struct chain *ch, const struc
 		return 0;
 	if (head->version == a->version)
 		return strcmp(head->id, a->id) == 0;
-	/* The head moved past the attempt. A write that was sent once and
-	 * refused never applied; one sent more than once may have applied
-	 * before its repeat was refused: was it ours underneath? */
-	if (!retried)
-		return 0;
+	/* The head moved past the attempt. Even a write refused at once may
+	 * have been sent twice (libcurl resends a request silently when a
+	 * reused connection dies before the reply), the first applied and
+	 * built upon: was it ours underneath? */
 	pthread_mutex_lock(&ch->lock);
 	load_links_locked(cs, ch);
 	rc = sync_to_locked(cs, ch, head);
@@ -1070,8 +1069,7 @@ static int try_update(struct chain_store *cs, struct chain *ch, const struct cha
 		else
 			log_warn("chain %s: head update for %s unanswered (%s); resolving",
 				 ch->dir_key, l->name, strerror(-rc));
-		bool once = rc == -ECANCELED && err.attempts == 1 && same == 0;
-		int r = resolve_attempt(cs, ch, l, !once, &now);
+		int r = resolve_attempt(cs, ch, l, &now);
 		if (r < 0)
 			return r;
 		if (r == 1)

@@ -253,7 +253,6 @@ int aws_perform(struct aws_client *ac, const struct aws_endpoint *ep, const stru
 		http_response_cleanup(out);
 		http_response_init(out);
 		aws_error_clear(err);
-		err->attempts = n;
 		rc = attempt(ac, ep, call, &p, out);
 		if (rc == 0 && ((out->status >= 200 && out->status < 300) || out->status == 304)) {
 			log_attempt(call, out, rc, n, NULL);

@@ -17,7 +17,6 @@ struct aws_error {
 	char message[256];    /* server's message, truncated; never contains secrets */
 	char request_id[128]; /* x-amz-request-id / x-amzn-RequestId */
 	int transport;	      /* negative errno of a transport failure, else 0 */
-	int attempts;	      /* sent by the call that failed (aws.c), 0 if unknown */
 };
 
 void aws_error_clear(struct aws_error *e);

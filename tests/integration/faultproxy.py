@@ -63,6 +63,7 @@ class Rule:
     status: int | None      # the response status that must match; None: any
     times: int              # how many more times it fires
     fired: int = 0
+    on_drop: object = None  # called with the Exchange before the connection is closed
 
 
 class _Closed(Exception):
@@ -183,11 +184,14 @@ class FaultProxy:
 
     # --- rules -----------------------------------------------------------------------------
 
-    def drop_response(self, op: str, status: int | None = 200, times: int = 1) -> Rule:
+    def drop_response(self, op: str, status: int | None = 200, times: int = 1,
+                      on_drop=None) -> Rule:
         """The next `times` requests whose X-Amz-Target ends with op (".UpdateItem" or
         "UpdateItem") and whose response has this status (None: any) reach the server, but
-        the client's connection is closed instead of the response being sent."""
-        r = Rule(op if op.startswith(".") else "." + op, status, times)
+        the client's connection is closed instead of the response being sent. on_drop(ex),
+        if given, runs first (the client is still waiting): say, another writer's move;
+        what it raises is recorded in .errors."""
+        r = Rule(op if op.startswith(".") else "." + op, status, times, on_drop=on_drop)
         with self._lock:
             self._rules.append(r)
         return r
@@ -200,7 +204,7 @@ class FaultProxy:
         with self._lock:
             return list(self.exchanges)
 
-    def _match(self, target: str, status: int) -> bool:
+    def _match(self, target: str, status: int) -> Rule | None:
         with self._lock:
             for r in self._rules:
                 if r.times > 0 and target.endswith(r.op) and \
@@ -208,8 +212,8 @@ class FaultProxy:
                     r.times -= 1
                     r.fired += 1
                     self.dropped += 1
-                    return True
-        return False
+                    return r
+        return None
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -285,8 +289,14 @@ class FaultProxy:
                     return  # the client sees its connection closed
                 rhead, rraw, rbody, status, rhdrs, eof = resp
                 ex.status, ex.response_body = status, rbody
-                if self._match(target, status):
+                rule = self._match(target, status)
+                if rule is not None:
                     ex.dropped = True
+                    if rule.on_drop is not None:
+                        try:
+                            rule.on_drop(ex)
+                        except Exception as e:  # noqa: BLE001 — reported via .errors
+                            self.errors.append(f"on_drop of {op}: {e!r}")
                     return  # close without sending the response
                 c.sendall(rhead + rraw)
                 if eof or "close" in rhdrs.get("connection", "").lower() or \
