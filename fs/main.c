@@ -137,6 +137,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case FUSE_OPT_KEY_NONOPT:
 		if (!fs->bucket) {
 			fs->bucket = strdup(arg);
+			fs->source = strdup(arg); /* as given: mount(8) compares it */
 			return 0;
 		}
 		if (!fs->mountpoint) {
@@ -570,6 +571,7 @@ static void teardown(struct s3vfs *fs)
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		free(*strs[i]);
 	free(fs->bucket);
+	free(fs->source);
 	free(fs->mountpoint);
 	pthread_mutex_destroy(&fs->open_lock);
 	pthread_cond_destroy(&fs->files_gone);
@@ -618,6 +620,9 @@ static int serve(struct s3vfs *fs, struct fuse_args *args)
 	log_stats(fs);
 out_signals:
 	fuse_remove_signal_handlers(fuse_get_session(fuse));
+	/* A SIGTERM from here on (systemd sends one right after ExecStop) must
+	 * not turn a clean exit into a death by signal. */
+	signal(SIGTERM, SIG_IGN);
 out_unmount:
 	fuse_unmount(fuse);
 out_destroy:
@@ -658,9 +663,19 @@ int main(int argc, char **argv)
 		goto out;
 	fuse_opt_add_arg(&args, "-odefault_permissions");
 	fuse_opt_add_arg(&args, "-osubtype=s3vfs");
-	char fsname[300];
-	snprintf(fsname, sizeof(fsname), "-ofsname=%s", fs.bucket);
-	fuse_opt_add_arg(&args, fsname);
+	/* The source as given (BUCKET:/PREFIX), so that mount(8) knows the line
+	 * of fstab is mounted; commas are escaped for the option parser. */
+	struct buf fsname;
+	buf_init(&fsname, 8192);
+	int frc = buf_add(&fsname, "-ofsname=", 9);
+	for (const char *p = fs.source ? fs.source : fs.bucket; frc == 0 && *p; p++)
+		frc = *p == ',' || *p == '\\' ? buf_printf(&fsname, "\\%c", *p) : buf_add(&fsname, p, 1);
+	bool own = false; /* the user's -o fsname= wins */
+	for (int i = 0; i < args.argc; i++)
+		own = own || strstr(args.argv[i], "fsname=") != NULL;
+	if (frc == 0 && !own)
+		fuse_opt_add_arg(&args, buf_str(&fsname));
+	buf_cleanup(&fsname);
 	rc = serve(&fs, &args);
 out:
 	teardown(&fs);

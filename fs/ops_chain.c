@@ -252,7 +252,7 @@ static int split_path(struct s3vfs *fs, const char *path, char dkey[OBJMAP_KEY_B
 		      const char **name)
 {
 	const char *slash = strrchr(path, '/');
-	char parent[OBJMAP_KEY_BUF];
+	char parent[OBJMAP_KEY_BUF + 4096];
 	size_t n;
 
 	if (!slash || !slash[1])
@@ -277,7 +277,7 @@ static int split_path(struct s3vfs *fs, const char *path, char dkey[OBJMAP_KEY_B
 
 int fs_chain_route(struct s3vfs *fs, const char *path, bool check, struct fs_cpath *out)
 {
-	char anc[OBJMAP_KEY_BUF];
+	char anc[OBJMAP_KEY_BUF + 4096]; /* a path: the prefix is not in it, a leading / is */
 	size_t n = strlen(path);
 	int kind = CHAIN_NONE, subdirs, rc;
 

@@ -17,7 +17,8 @@ BUILD_PKGS=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev clang-form
 	libcurl4-openssl-dev libssl-dev libxml2-dev libsqlite3-dev libfuse3-dev fuse3 libjansson-dev
 	attr sqlite3 curl)
 SERVER_PKGS=(ceph-mon ceph-osd radosgw ceph-common iproute2 util-linux)
-TEST_PKGS=(python3-pytest python3-boto3 s3fs rclone nginx fio wrk hyperfine)
+TEST_PKGS=(python3-pytest python3-boto3 s3fs rclone nginx fio wrk hyperfine
+	dpkg-dev debhelper fakeroot lintian groff-base man-db systemd)
 
 log() { echo "setup.sh: $*" >&2; }
 die() { log "$*"; exit 1; }

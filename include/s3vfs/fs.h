@@ -72,6 +72,7 @@ struct s3vfs_opts {
 struct s3vfs {
 	struct s3vfs_opts o;
 	char *bucket;
+	char *source; /* BUCKET[:/PREFIX] as given */
 	char *mountpoint;
 	struct objmap map;
 	uid_t uid;
