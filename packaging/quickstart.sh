@@ -43,11 +43,20 @@ printf '<h1>s3vfs demo</h1>\n' | "${ctl[@]}" put s3://demo/site/index.html - \
 	--content-type text/html >/dev/null
 printf 'a,b\n1,2\n' | "${ctl[@]}" put s3://demo/data/table.csv - >/dev/null
 
-# Mount the demo bucket (daemonized; its log goes to syslog).
+# The endpoints and keys, for a shell: . $demo/env
+umask 077
+cat >"$demo/env" <<ENV
+export AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+export AWS_EC2_METADATA_DISABLED=true S3_ENDPOINT=$endpoint DDB_ENDPOINT=$ddb_endpoint
+ENV
+umask 022
+
+# Mount the demo bucket (daemonized; its log goes to syslog), chains on DynamoDB Local.
 mkdir -p "$mnt"
 if ! grep -qs " $mnt fuse.s3vfs " /proc/mounts; then
 	"$top/build/s3vfs" demo "$mnt" -o "endpoint=$endpoint,use_path_request_style,allow_other" \
-		-o "cache_dir=$demo/cache,stat_ttl=30"
+		-o "cache_dir=$demo/cache,stat_ttl=5" \
+		-o "dynamodb_endpoint=$ddb_endpoint,chain_table=s3vfs-demo,chain_create_table"
 fi
 
 echo
@@ -56,7 +65,8 @@ ls -l "$mnt"
 cat <<MSG
 
 Local S3 (Ceph RGW):  $endpoint    DynamoDB Local: $ddb_endpoint
-Try:
+Endpoints and keys for your shell: . $demo/env
+Try (the README has a 5-minute tour):
   ls -lR $mnt; cat $mnt/hello.txt
   echo "written through the mount" > $mnt/new.txt; mkdir $mnt/docs
   getfattr -n user.s3vfs.stats $mnt          # request counters as JSON
