@@ -564,10 +564,11 @@ static void teardown(struct s3vfs *fs)
 	http_client_free(fs->http);
 	free(fs->staging_dir);
 	/* fuse_opt_parse() strdup()s the string options for us. */
-	char **strs[] = { &fs->o.endpoint, &fs->o.region,      &fs->o.profile, &fs->o.cache_dir,
-			  &fs->o.loglevel, &fs->o.ca_file,     &fs->o.uid_s,   &fs->o.gid_s,
-			  &fs->o.umask_s,  &fs->o.cache_size_s, &fs->o.ddb_endpoint,
-			  &fs->o.ddb_region, &fs->o.chain_table };
+	char **strs[] = { &fs->o.endpoint,     &fs->o.region,	    &fs->o.profile,
+			  &fs->o.cache_dir,    &fs->o.loglevel,	    &fs->o.ca_file,
+			  &fs->o.uid_s,	       &fs->o.gid_s,	    &fs->o.umask_s,
+			  &fs->o.cache_size_s, &fs->o.ddb_endpoint, &fs->o.ddb_region,
+			  &fs->o.chain_table };
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		free(*strs[i]);
 	free(fs->bucket);
@@ -669,7 +670,8 @@ int main(int argc, char **argv)
 	buf_init(&fsname, 8192);
 	int frc = buf_add(&fsname, "-ofsname=", 9);
 	for (const char *p = fs.source ? fs.source : fs.bucket; frc == 0 && *p; p++)
-		frc = *p == ',' || *p == '\\' ? buf_printf(&fsname, "\\%c", *p) : buf_add(&fsname, p, 1);
+		frc = *p == ',' || *p == '\\' ? buf_printf(&fsname, "\\%c", *p)
+					      : buf_add(&fsname, p, 1);
 	bool own = false; /* the user's -o fsname= wins */
 	for (int i = 0; i < args.argc; i++)
 		own = own || strstr(args.argv[i], "fsname=") != NULL;

@@ -189,7 +189,8 @@ static int change_path(const char *path, const struct change *c)
 	if (rc == 1 && cp.kind == CHAIN_CONTENT) {
 		if (c->xname || cp.head_file)
 			return -EPERM;
-		if (c->which & (S3ATTR_UID | S3ATTR_GID) && !(c->which & (S3ATTR_MODE | S3ATTR_MTIME)))
+		if (c->which & (S3ATTR_UID | S3ATTR_GID) &&
+		    !(c->which & (S3ATTR_MODE | S3ATTR_MTIME)))
 			return 0; /* a content tree keeps no owners: they are the mount's */
 		/* A file open for writing carries the change too. */
 		struct fs_file *f = NULL;

@@ -38,9 +38,9 @@
 
 struct kind_ent {
 	struct kind_ent *next;
-	int kind;	  /* enum chain_kind */
-	int subdirs;	  /* the kind each new subdirectory gets */
-	int64_t seen_ms;  /* when learned; a chain is trusted for good */
+	int kind;	 /* enum chain_kind */
+	int subdirs;	 /* the kind each new subdirectory gets */
+	int64_t seen_ms; /* when learned; a chain is trusted for good */
 	char key[];
 };
 
@@ -479,8 +479,8 @@ static bool wants_write(int flags)
 }
 
 /* A new append named by cp, open on fi. */
-static int start_append(struct s3vfs *fs, const struct fs_cpath *cp, const char *path,
-			mode_t mode, struct fuse_file_info *fi)
+static int start_append(struct s3vfs *fs, const struct fs_cpath *cp, const char *path, mode_t mode,
+			struct fuse_file_info *fi)
 {
 	struct fuse_context *cx = fuse_get_context();
 	char key[OBJMAP_KEY_BUF], pkey[OBJMAP_KEY_BUF];

@@ -31,9 +31,9 @@
 #include "s3vfs/fs.h"
 #include "s3vfs/log.h"
 
-#define VERSIONS     ".versions"
-#define PIN_BUCKETS  1024
-#define PIN_MAX	     65536
+#define VERSIONS    ".versions"
+#define PIN_BUCKETS 1024
+#define PIN_MAX	    65536
 
 /* A transaction open in this mount on one chain. */
 struct fs_txn {
@@ -55,9 +55,9 @@ struct pin {
 struct fs_content {
 	struct content_store *store;
 	pthread_mutex_t lock;
-	struct fs_txn *txns;		/* protected by lock */
-	struct pin *pins[PIN_BUCKETS];	/* protected by lock */
-	size_t npins;			/* protected by lock */
+	struct fs_txn *txns;	       /* protected by lock */
+	struct pin *pins[PIN_BUCKETS]; /* protected by lock */
+	size_t npins;		       /* protected by lock */
 };
 
 int fs_content_init(struct s3vfs *fs)
@@ -288,8 +288,7 @@ static int locate(struct s3vfs *fs, const struct fs_cpath *cp, struct where *w)
 	return view_tree(fs, cp->ch, &w->tree);
 }
 
-static void dir_entry(const struct s3vfs *fs, mode_t perm, int64_t mtime_ms,
-		      struct meta_entry *e)
+static void dir_entry(const struct s3vfs *fs, mode_t perm, int64_t mtime_ms, struct meta_entry *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->kind = META_KIND_DIR;
@@ -336,7 +335,10 @@ static int tree_stat(struct s3vfs *fs, const struct where *w, struct meta_entry 
 	}
 	if (i >= 0 || content_tree_is_dir(w->tree, w->rel)) {
 		const struct content_entry *d = i >= 0 ? &w->tree->v[i] : NULL;
-		dir_entry(fs, w->history ? 0555 : d ? d->mode & 07777 : 0755,
+		dir_entry(fs,
+			  w->history ? 0555
+			  : d	     ? d->mode & 07777
+				     : 0755,
 			  d ? d->mtime_ms : 0, out);
 		return 0;
 	}
@@ -382,8 +384,11 @@ static int on_child(void *arg, const char *name, const struct content_entry *e)
 	if (e && !e->is_dir)
 		file_entry(l->fs, e, l->ro, &me);
 	else
-		dir_entry(l->fs, l->ro ? 0555 : e ? e->mode & 07777 : 0755, e ? e->mtime_ms : 0,
-			  &me);
+		dir_entry(l->fs,
+			  l->ro ? 0555
+			  : e	? e->mode & 07777
+				: 0755,
+			  e ? e->mtime_ms : 0, &me);
 	fs_entry_to_stat(l->fs, &me, &st);
 	return l->filler(l->buf, name, &st, 0, l->flags) ? 1 : 0;
 }
@@ -479,7 +484,8 @@ int fs_content_mkdir(struct s3vfs *fs, const struct fs_cpath *cp, mode_t mode)
 	if (rc < 0)
 		return rc == -ENOENT && w.history ? -EROFS : rc;
 	rc = writable(cp, &w);
-	if (rc == 0 && (content_tree_find(w.tree, w.rel) >= 0 || content_tree_is_dir(w.tree, w.rel)))
+	if (rc == 0 &&
+	    (content_tree_find(w.tree, w.rel) >= 0 || content_tree_is_dir(w.tree, w.rel)))
 		rc = -EEXIST;
 	where_cleanup(&w);
 	if (rc < 0)

@@ -380,7 +380,7 @@ int fs_mkdir(const char *path, mode_t mode)
 	struct fs_cpath cp;
 	rc = fs_chain_route(fs, path, true, &cp);
 	if (rc != 0)
-		return rc < 0	      ? rc
+		return rc < 0			  ? rc
 		       : cp.kind == CHAIN_CONTENT ? fs_content_mkdir(fs, &cp, mode)
 						  : -EPERM;
 	const char *chain_kind = NULL;
@@ -618,6 +618,8 @@ int fs_rename(const char *from, const char *to, unsigned int flags)
 		rc = 0;
 	}
 	enum objmap_type t = src_dir ? OBJMAP_DIR : OBJMAP_FILE;
+	if (rc == 0 && !src_dir && !objmap_file_name_ok(to))
+		rc = -EINVAL; /* it would list as an s3fs legacy directory */
 	if (rc == 0)
 		rc = fs_key(fs, from, t, fkey);
 	if (rc == 0)

@@ -126,8 +126,7 @@ void fs_files_close_all(struct s3vfs *fs)
 	pthread_mutex_unlock(&fs->open_lock);
 }
 
-int fs_file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e,
-		    struct fs_file **out)
+int fs_file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e, struct fs_file **out)
 {
 	struct fs_file *f, *n = calloc(1, sizeof(*n));
 
@@ -465,6 +464,8 @@ int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	rc = fs_chain_route(fs, path, true, &cp);
 	if (rc != 0)
 		return rc < 0 ? rc : fs_chain_create(fs, &cp, path, mode, fi);
+	if (!objmap_file_name_ok(path))
+		return -EINVAL; /* it would list as an s3fs legacy directory */
 	rc = fs_key(fs, path, OBJMAP_FILE, key);
 	if (rc < 0)
 		return rc;
@@ -534,8 +535,9 @@ int fs_write(const char *path, const char *buf, size_t size, off_t off, struct f
 
 	(void)path;
 	pthread_mutex_lock(&f->lock);
-	rc = f->cf.ch && f->cf.committed && f->cf.kind != CHAIN_CONTENT ? -EPERM
-									 : ensure_staged(fs, f, true);
+	rc = f->cf.ch && f->cf.committed && f->cf.kind != CHAIN_CONTENT
+		     ? -EPERM
+		     : ensure_staged(fs, f, true);
 	if (rc == 0) {
 		f->cf.written = true;
 		ssize_t n = pwrite(f->fd, buf, size, off);
@@ -730,6 +732,8 @@ int fs_symlink(const char *target, const char *path)
 	rc = fs_chain_route(fs, path, true, &cp);
 	if (rc != 0)
 		return rc < 0 ? rc : -EPERM;
+	if (!objmap_file_name_ok(path))
+		return -EINVAL;
 	rc = fs_key(fs, path, OBJMAP_FILE, key);
 	if (rc < 0)
 		return rc;

@@ -147,9 +147,8 @@ static int digits_value(const char *s, size_t n, uint64_t *out)
 
 int chain_cs_format(char *out, size_t cap, const struct chain_link *l)
 {
-	if (l->version == 0 || strlen(l->id) != CHAIN_ID_LEN ||
-	    strlen(l->parent) != CHAIN_ID_LEN || l->time_ms < 0 || l->time_ms > 9999999999999LL ||
-	    !chain_name_ok(l->name))
+	if (l->version == 0 || strlen(l->id) != CHAIN_ID_LEN || strlen(l->parent) != CHAIN_ID_LEN ||
+	    l->time_ms < 0 || l->time_ms > 9999999999999LL || !chain_name_ok(l->name))
 		return -EINVAL;
 	int n = snprintf(out, cap, "%020" PRIu64 "-%s-%s-%013" PRId64 "-%s", l->version, l->id,
 			 l->parent, l->time_ms, l->name);
@@ -194,6 +193,10 @@ int chain_view_parse(const char *name, uint64_t *version, const char **rest)
 		return 0;
 	if (digits_value(name, d, &v) < 0 || v == 0)
 		return 0;
+	/* Only the form a listing shows: "00000001-x", not "000000001-x". */
+	char canon[24];
+	if (snprintf(canon, sizeof(canon), "%0*" PRIu64, CHAIN_VERSION_W, v) != (int)d)
+		return 0;
 	*version = v;
 	*rest = name + d + 1;
 	return 1;
@@ -213,7 +216,7 @@ struct chain {
 	char *pk;	    /* "<bucket>/a/b/" */
 	pthread_mutex_t lock;
 	/* Everything below is protected by lock. */
-	bool loaded;		 /* the blob store was read */
+	bool loaded;		  /* the blob store was read */
 	struct chain_link *links; /* verified: links[i].version == i + 1 (I2) */
 	size_t n, cap;
 	struct chain_head head; /* last read or written */
@@ -537,8 +540,8 @@ static int on_blob(void *arg, const char *key, const void *value, size_t len)
 	free(copy);
 	const char *want = ch->n ? ch->links[ch->n - 1].id : CHAIN_ROOT_ID;
 	if (rc < 0 || strcmp(l.parent, want) != 0) {
-		log_warn("chain %s: cached link %" PRIu64 " is damaged; it will be re-read", ch->dir_key,
-			 v);
+		log_warn("chain %s: cached link %" PRIu64 " is damaged; it will be re-read",
+			 ch->dir_key, v);
 		return 1;
 	}
 	rc = links_push_locked(ch, &l);
@@ -553,7 +556,8 @@ static void load_links_locked(struct chain_store *cs, struct chain *ch)
 	if (ch->loaded)
 		return;
 	ch->loaded = true;
-	if (!cs->cfg.mc || snprintf(prefix, sizeof(prefix), "%s#", ch->dir_key) >= (int)sizeof(prefix))
+	if (!cs->cfg.mc ||
+	    snprintf(prefix, sizeof(prefix), "%s#", ch->dir_key) >= (int)sizeof(prefix))
 		return;
 	lc.plen = strlen(prefix);
 	int rc = meta_cache_blob_list(cs->cfg.mc, BLOB_NS, prefix, on_blob, &lc);
@@ -724,7 +728,7 @@ static void note_head_locked(struct chain *ch, const struct chain_head *h)
 
 struct cands {
 	const struct chain *ch;
-	size_t plen; /* of "<dir>.s3vfs/cs/" */
+	size_t plen;	 /* of "<dir>.s3vfs/cs/" */
 	uint64_t lo, hi; /* versions wanted: (lo, hi] */
 	struct chain_link *v;
 	size_t n, cap;
@@ -893,7 +897,8 @@ int chain_refresh(struct chain_store *cs, struct chain *ch, bool force)
 		if (rc != -EAGAIN)
 			return rc;
 		if (tries >= 2) {
-			log_error("chain %s: the head stays behind the verified chain", ch->dir_key);
+			log_error("chain %s: the head stays behind the verified chain",
+				  ch->dir_key);
 			return -EIO;
 		}
 	}

@@ -33,12 +33,12 @@
 #include "s3vfs/meta_cache.h"
 #include "s3vfs/s3.h"
 
-#define NS_CS	    "content-cs"
-#define NS_SNAP	    "content-snap"
-#define TREES_KEPT  8 /* recent trees kept in memory */
-#define KEY_BUF	    1100
-#define JSON_MAX    (64u << 20)
-#define SHA_CHUNK   (1u << 20)
+#define NS_CS	   "content-cs"
+#define NS_SNAP	   "content-snap"
+#define TREES_KEPT 8 /* recent trees kept in memory */
+#define KEY_BUF	   1100
+#define JSON_MAX   (64u << 20)
+#define SHA_CHUNK  (1u << 20)
 
 /* ---- trees ------------------------------------------------------------------ */
 
@@ -452,8 +452,7 @@ static json_t *load(const char *json, size_t len)
 	return json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 }
 
-int content_changes_decode(const char *json, size_t len, struct content_change **out,
-			   size_t *out_n)
+int content_changes_decode(const char *json, size_t len, struct content_change **out, size_t *out_n)
 {
 	json_t *root = load(json, len);
 	json_t *arr = json_object_get(root, "changes");
@@ -675,8 +674,8 @@ static int changes_of(struct content_store *cs, struct chain *ch, uint64_t v,
 	if (rc == 0 && cs->mc)
 		cache_put(cs, NS_CS, bkey, buf_str(&b), buf_len(&b));
 	if (rc < 0)
-		log_error("chain %s: changeset %" PRIu64 " is unreadable (%s)", chain_dir_key(ch), v,
-			  strerror(-rc));
+		log_error("chain %s: changeset %" PRIu64 " is unreadable (%s)", chain_dir_key(ch),
+			  v, strerror(-rc));
 	buf_cleanup(&b);
 	return rc < 0 ? -EIO : 0;
 }

@@ -89,6 +89,17 @@ int objmap_init(struct objmap *m, const char *prefix, const char *internal)
 	return 0;
 }
 
+bool objmap_file_name_ok(const char *path)
+{
+	const char *name = strrchr(path, '/');
+	size_t len;
+
+	name = name ? name + 1 : path;
+	len = strlen(name);
+	return !(len >= FOLDER_SUFFIX_LEN && memcmp(name + len - FOLDER_SUFFIX_LEN,
+						    OBJMAP_FOLDER_SUFFIX, FOLDER_SUFFIX_LEN) == 0);
+}
+
 int objmap_path_to_key(const struct objmap *m, const char *path, enum objmap_type type,
 		       char out[OBJMAP_KEY_BUF])
 {

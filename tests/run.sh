@@ -5,6 +5,7 @@
 #   clang ASan+UBSan build        -> unit tests, then the integration tests (pytest)
 #                                    drive the sanitized binaries
 #   valgrind                      -> unit tests of the gcc build
+#   clang libFuzzer build         -> each fuzz target for a bounded time (tests/fuzz/run.sh)
 #   clang-format                  -> every C file
 #
 # Idempotent; fast when everything is installed and built. Exits non-zero on
@@ -43,6 +44,9 @@ step "unit tests (valgrind)"
 meson test -C build --print-errorlogs --wrapper \
 	'valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q' \
 	--timeout-multiplier 10
+
+step "fuzz targets (libFuzzer, bounded; regressions replayed)"
+bash tests/fuzz/run.sh "${S3VFS_FUZZ_SECONDS:-20}"
 
 step "integration tests (pytest, ASan build)"
 export S3VFS_BUILD="$top/build-asan"

@@ -33,7 +33,7 @@ struct stats;
 #define CHAIN_NAME_MAX	255		   /* bytes of a changeset's name */
 #define CHAIN_VERSION_W 8		   /* digits of the version in a view name */
 #define CHAIN_ETAG_MAX	80
-#define CHAIN_CS_DIR	".s3vfs/cs/" /* under the chain directory's key */
+#define CHAIN_CS_DIR	".s3vfs/cs/"   /* under the chain directory's key */
 #define CHAIN_DESC_KEY	".s3vfs/chain" /* the marking's hint object */
 
 enum chain_kind {
@@ -98,11 +98,11 @@ struct chain_config {
 	struct meta_cache *mc;
 	struct stats *stats;
 	const char *bucket;
-	const char *table;	/* DynamoDB table of heads */
-	bool create_table;	/* create it (PAY_PER_REQUEST) when missing */
-	bool consistent_reads;	/* heads always read consistently */
-	int64_t head_ttl_ms;	/* a head read is trusted this long */
-	unsigned max_attempts;	/* of an auto append under contention */
+	const char *table;     /* DynamoDB table of heads */
+	bool create_table;     /* create it (PAY_PER_REQUEST) when missing */
+	bool consistent_reads; /* heads always read consistently */
+	int64_t head_ttl_ms;   /* a head read is trusted this long */
+	unsigned max_attempts; /* of an auto append under contention */
 };
 
 struct chain_store;
@@ -140,9 +140,9 @@ int chain_link_key(const struct chain *ch, const struct chain_link *l, char *out
 
 /* What an append carries besides its body. */
 struct chain_append {
-	const char *name;	 /* the writer's name, chain_name_ok() */
-	uint64_t expect;	 /* 0: next version; else this version exactly */
-	int fd;			 /* body: fd[0, size), or data when fd < 0 */
+	const char *name; /* the writer's name, chain_name_ok() */
+	uint64_t expect;  /* 0: next version; else this version exactly */
+	int fd;		  /* body: fd[0, size), or data when fd < 0 */
 	const void *data;
 	uint64_t size;
 	const char *content_type; /* may be NULL */

@@ -59,9 +59,9 @@ struct s3vfs_opts {
 	unsigned unmount_timeout; /* seconds to wait for pending uploads */
 	unsigned connect_timeout; /* seconds */
 	int no_stream_writes;
-	char *ddb_endpoint;   /* DynamoDB for chain heads; NULL: AWS's, in ddb_region */
-	char *ddb_region;     /* NULL: the S3 region */
-	char *chain_table;    /* NULL: "s3vfs-chains" */
+	char *ddb_endpoint; /* DynamoDB for chain heads; NULL: AWS's, in ddb_region */
+	char *ddb_region;   /* NULL: the S3 region */
+	char *chain_table;  /* NULL: "s3vfs-chains" */
 	int chain_create_table;
 	int chain_consistent;
 	int show_help;
@@ -96,10 +96,10 @@ struct s3vfs {
 	struct datacache *dc; /* NULL with cache_size=0 */
 	uint64_t dc_block;    /* its block size */
 	char *staging_dir;
-	struct ddb_client *ddb;	     /* NULL: chains unavailable */
-	struct chain_store *chains;  /* NULL: chains unavailable */
-	struct fs_kinds *kinds;	     /* which directories are chains (ops_chain.c) */
-	struct fs_content *content;  /* trees, transactions, pins (ops_content.c) */
+	struct ddb_client *ddb;	    /* NULL: chains unavailable */
+	struct chain_store *chains; /* NULL: chains unavailable */
+	struct fs_kinds *kinds;	    /* which directories are chains (ops_chain.c) */
+	struct fs_content *content; /* trees, transactions, pins (ops_content.c) */
 
 	pthread_mutex_t open_lock;
 	struct fs_file *open_files; /* protected by open_lock */
@@ -383,7 +383,8 @@ int fs_file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e,
 /* A descriptor now holds f (the reference from fs_file_get). */
 void fs_file_opened(struct s3vfs *fs, struct fs_file *f, struct fuse_file_info *fi);
 /* Copy object key (version etag) into f's staging file (f->lock held). */
-int fs_file_fill(struct s3vfs *fs, struct fs_file *f, const char *key, const char *etag) WARN_UNUSED;
+int fs_file_fill(struct s3vfs *fs, struct fs_file *f, const char *key,
+		 const char *etag) WARN_UNUSED;
 /* Drop a handle opened by the filesystem itself (no upload). */
 void fs_file_release_handle(struct s3vfs *fs, struct fs_file *f);
 /* Give f its staging file, with the object's content if want_content (f->lock held). */

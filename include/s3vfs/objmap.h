@@ -98,6 +98,10 @@ enum objmap_child_kind objmap_child_merge(enum objmap_child_kind a, enum objmap_
 
 bool objmap_child_is_dir(enum objmap_child_kind k);
 
+/* May a file be created at path? Not when its name ends in "_$folder$": s3fs's
+ * legacy directory markers are named so, and the file would list as a directory. */
+bool objmap_file_name_ok(const char *path);
+
 /* Is this one component the internal folder's name? */
 bool objmap_is_internal(const struct objmap *m, const char *name, size_t len);
 

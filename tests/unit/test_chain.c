@@ -134,6 +134,8 @@ static void test_view_names(void)
 		{ "item-added.json", 0, 0, NULL },
 		{ "", 0, 0, NULL },
 		{ "000000000000000000001-x", 0, 0, NULL }, /* 21 digits */
+		{ "000000001-alias", 0, 0, NULL },	   /* not the listed form of 1 */
+		{ "0123456789-alias", 0, 0, NULL },
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		uint64_t v = 0;

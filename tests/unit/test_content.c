@@ -175,7 +175,8 @@ static void test_json(void)
 		"{\"changes\":[{\"op\":\"del\",\"path\":\"../x\"}]}",
 		"{\"changes\":[{\"op\":\"put\",\"path\":\"x\",\"blob\":\"zz\",\"etag\":\"e\","
 		"\"size\":1,\"mode\":420,\"mtime\":1}]}",
-		"{\"changes\":[{\"op\":\"put\",\"path\":\"x\",\"blob\":\"" SHA_A "\",\"etag\":\"e\","
+		"{\"changes\":[{\"op\":\"put\",\"path\":\"x\",\"blob\":\"" SHA_A
+		"\",\"etag\":\"e\","
 		"\"size\":-1,\"mode\":420,\"mtime\":1}]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -183,9 +184,10 @@ static void test_json(void)
 		n = 0;
 		CHECK_INT(content_changes_decode(bad[i], strlen(bad[i]), &d, &n), -EPROTO);
 	}
-	const char *unsorted = "{\"content\":1,\"version\":1,\"entries\":[{\"path\":\"b\",\"dir\":true,"
-			       "\"mode\":493,\"mtime\":0},{\"path\":\"a\",\"dir\":true,\"mode\":493,"
-			       "\"mtime\":0}]}";
+	const char *unsorted =
+		"{\"content\":1,\"version\":1,\"entries\":[{\"path\":\"b\",\"dir\":true,"
+		"\"mode\":493,\"mtime\":0},{\"path\":\"a\",\"dir\":true,\"mode\":493,"
+		"\"mtime\":0}]}";
 	u = NULL;
 	CHECK_INT(content_tree_decode(unsorted, strlen(unsorted), &u), -EPROTO);
 }
