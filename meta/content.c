@@ -220,7 +220,8 @@ static int tree_insert_at(struct content_tree *t, size_t i, const struct content
 		t->v = nv;
 		t->cap = cap;
 	}
-	memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(*t->v));
+	if (t->n > i)
+		memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(*t->v));
 	t->n++;
 	int rc = entry_copy(&t->v[i], e);
 	if (rc < 0) {
@@ -232,6 +233,8 @@ static int tree_insert_at(struct content_tree *t, size_t i, const struct content
 
 static void remove_range(struct content_tree *t, size_t i, size_t j)
 {
+	if (i == j)
+		return;
 	for (size_t k = i; k < j; k++)
 		entry_cleanup(&t->v[k]);
 	memmove(&t->v[i], &t->v[j], (t->n - j) * sizeof(*t->v));

@@ -79,7 +79,8 @@ int chain_cs_format(char *out, size_t cap, const struct chain_link *l) WARN_UNUS
 int chain_cs_parse(const char *s, struct chain_link *out) WARN_UNUSED;
 
 /*
- * A name in an events view: "<version:08+>-<name>" (8 to 20 digits, a '-',
+ * A name in an events view: "<version:08+>-<name>" (the version as a listing
+ * shows it: zero-padded to 8 digits, or its own digits past that; a '-',
  * then at least one byte). Returns 1 and *version, *rest (into name) when it
  * is one, 0 when it is a plain name.
  */

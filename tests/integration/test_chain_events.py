@@ -740,15 +740,20 @@ def test_explicit_version_conflict_and_gap(mount, chain_opts, s3, ddb, bucket, d
     append(wp / "00000004-y.json", b"y\n")
     want.append("00000004-y.json")
     assert os.listdir(wp) == want
-    # an explicit version has 8 to 20 digits; 7 digits are part of a plain name
-    append(wp / "0000000005-ten.json", b"ten digits\n")
+    # an explicit version is written as it is listed (8 digits, zero-padded); any other
+    # run of digits is part of a plain name, so a file has exactly one name
+    append(wp / "00000005-five.json", b"five\n")
     append(wp / "0000006-seven.json", b"seven digits\n")
-    want += ["00000005-ten.json", "00000006-0000006-seven.json"]
+    append(wp / "0000000007-ten.json", b"ten digits\n")
+    want += ["00000005-five.json", "00000006-0000006-seven.json",
+             "00000007-0000000007-ten.json"]
     assert os.listdir(wp) == want
-    assert (wp / "00000005-ten.json").read_bytes() == b"ten digits\n"
+    assert (wp / "00000005-five.json").read_bytes() == b"five\n"
+    assert not os.path.exists(wp / "000000005-five.json")  # no alias of version 5
     state = cu.read_chain(s3, ddb, ddb_table_name, bucket, "race")
     check_view_matches_chain(want, state)
-    assert [c.name for c in state.chain[-2:]] == ["ten.json", "0000006-seven.json"]
+    assert [c.name for c in state.chain[-3:]] == ["five.json", "0000006-seven.json",
+                                                  "0000000007-ten.json"]
 
 
 def test_explicit_version_from_a_mount_with_a_stale_head(mount, chain_opts, s3, ddb, bucket,
