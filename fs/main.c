@@ -64,6 +64,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("no_stream_writes", no_stream_writes),
 	OPT("unmount_timeout=%u", unmount_timeout),
 	OPT("connect_timeout=%u", connect_timeout),
+	OPT("retries=%u", retries),
 	OPT("dynamodb_endpoint=%s", ddb_endpoint),
 	OPT("dynamodb_region=%s", ddb_region),
 	OPT("chain_table=%s", chain_table),
@@ -114,6 +115,7 @@ static void usage(FILE *f)
 		"  -o no_stream_writes       upload large files at close only, not while written\n"
 		"  -o unmount_timeout=SECONDS  wait for pending uploads at unmount (30)\n"
 		"  -o connect_timeout=SECONDS  TCP/TLS connect timeout (10)\n"
+		"  -o retries=N              attempts after a failed request, with backoff (7)\n"
 		"  -o ca_file=FILE           CA bundle for TLS\n"
 		"  -o no_verify_ssl          do not verify TLS certificates (testing only)\n"
 		"  -o loglevel=LEVEL         error, warn, info or debug (default warn)\n"
@@ -294,6 +296,26 @@ static int cache_dir(struct s3vfs *fs, char **out)
 			snprintf(dflt, sizeof(dflt), "%s/.cache/s3vfs", home ? home : "/tmp");
 		base = dflt;
 	}
+	/* The base holds every bucket's cache: it must be ours and no one
+	 * else's to write (a planted database or staging file is never trusted). */
+	struct stat bst;
+	rc = mkdir_p(base);
+	if (rc == 0 && lstat(base, &bst) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		fprintf(stderr, "s3vfs: cannot create cache directory %s: %s\n", base,
+			strerror(-rc));
+		return rc;
+	}
+	if (!S_ISDIR(bst.st_mode) || bst.st_uid != geteuid() || (bst.st_mode & 022)) {
+		fprintf(stderr,
+			"s3vfs: cache directory %s must be a directory owned by uid %u and "
+			"writable by no one else (it is %s, uid %u, mode %03o)\n",
+			base, (unsigned)geteuid(),
+			S_ISDIR(bst.st_mode) ? "a directory" : "not a directory",
+			(unsigned)bst.st_uid, (unsigned)(bst.st_mode & 0777));
+		return -EACCES;
+	}
 	/* One directory per (endpoint, bucket, prefix): a readable name and a hash. */
 	buf_init(&b, 8192);
 	rc = buf_printf(&b, "%s\n%s\n%s", fs->o.endpoint ? fs->o.endpoint : "aws", fs->bucket,
@@ -352,12 +374,16 @@ static int connect_s3(struct s3vfs *fs)
 		.bucket = fs->bucket,
 		.path_style = fs->o.path_style,
 	};
-	rc = s3_client_new(&sc, fs->http, fs->creds, &fs->stats, NULL, &fs->s3);
+	struct retry_policy rp;
+	retry_policy_default(&rp);
+	if (fs->o.retries != UINT_MAX)
+		rp.max_attempts = fs->o.retries > 50 ? 51 : (int)fs->o.retries + 1;
+	rc = s3_client_new(&sc, fs->http, fs->creds, &fs->stats, &rp, &fs->s3);
 	struct ddb_config dc = {
 		.endpoint = fs->o.ddb_endpoint,
 		.region = fs->o.ddb_region ? fs->o.ddb_region : sc.region,
 	};
-	if (rc == 0 && ddb_client_new(&dc, fs->http, fs->creds, &fs->stats, NULL, &fs->ddb) < 0) {
+	if (rc == 0 && ddb_client_new(&dc, fs->http, fs->creds, &fs->stats, &rp, &fs->ddb) < 0) {
 		fprintf(stderr, "s3vfs: bad DynamoDB endpoint \"%s\"\n", fs->o.ddb_endpoint);
 		free(region);
 		return -EINVAL;
@@ -448,6 +474,25 @@ static int open_state(struct s3vfs *fs)
 			strerror(-rc));
 		goto out;
 	}
+	/* "running" exists while a mount uses this cache (the cache's lock keeps
+	 * out a second one): found at start, the last one died. Its cache may
+	 * predate writes it never saw end (a directory rename half done). */
+	struct buf rb;
+	buf_init(&rb, PATH_MAX);
+	if (buf_printf(&rb, "%s/running", dir) == 0) {
+		fs->run_marker = buf_take(&rb);
+		if (access(fs->run_marker, F_OK) == 0) {
+			log_warn("the last mount of this cache did not end cleanly: every cached "
+				 "entry is revalidated before use");
+			if (meta_cache_expire_all(fs->mc) < 0)
+				log_warn(
+					"cache entries not expired: they are trusted for stat_ttl");
+		}
+		int mfd = open(fs->run_marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (mfd >= 0)
+			close(mfd);
+	}
+	buf_cleanup(&rb);
 	struct buf b;
 	buf_init(&b, PATH_MAX);
 	rc = buf_printf(&b, "%s/staging", dir);
@@ -501,7 +546,7 @@ out:
 	return rc;
 }
 
-static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	struct s3vfs *fs = fuse_get_context()->private_data;
 
@@ -520,38 +565,11 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fs;
 }
 
-const struct fuse_operations s3vfs_ops = {
-	.init = fs_init,
-	.getattr = fs_getattr,
-	.readdir = fs_readdir,
-	.mkdir = fs_mkdir,
-	.rmdir = fs_rmdir,
-	.rename = fs_rename,
-	.open = fs_open,
-	.create = fs_create,
-	.read = fs_read,
-	.write = fs_write,
-	.truncate = fs_truncate,
-	.flush = fs_flush,
-	.fsync = fs_fsync,
-	.release = fs_release,
-	.unlink = fs_unlink,
-	.symlink = fs_symlink,
-	.readlink = fs_readlink,
-	.chmod = fs_chmod,
-	.chown = fs_chown,
-	.utimens = fs_utimens,
-	.setxattr = fs_setxattr,
-	.getxattr = fs_getxattr,
-	.listxattr = fs_listxattr,
-	.removexattr = fs_removexattr,
-	.statfs = fs_statfs,
-	.access = fs_access,
-	.link = fs_link,
-};
-
 static void teardown(struct s3vfs *fs)
 {
+	if (fs->run_marker && fs->mc)
+		unlink(fs->run_marker); /* a clean end */
+	free(fs->run_marker);
 	fs_content_cleanup(fs);
 	fs_chains_cleanup(fs);
 	chain_store_free(fs->chains);
@@ -639,6 +657,7 @@ int main(int argc, char **argv)
 
 	fs.o.stat_ttl = 30;
 	fs.o.unmount_timeout = 30;
+	fs.o.retries = UINT_MAX; /* not given */
 	fs.start_time = time(NULL);
 	pthread_mutex_init(&fs.open_lock, NULL);
 	pthread_cond_init(&fs.files_gone, NULL);

@@ -351,6 +351,18 @@ int fs_lookup(struct s3vfs *fs, const char *path, struct meta_entry *out)
 		rc = fs_chain_route(fs, path, true, &cp);
 	if (rc != 0)
 		return rc < 0 ? rc : fs_chain_lookup(fs, &cp, out);
+	/* A chain's directory stays one (a marking is for good): no revalidation. */
+	if (dir_ok && fs_chain_known(fs, dkey)) {
+		if (meta_cache_lookup(fs->mc, dkey, &d, &age) == 0) {
+			if (d.kind == META_KIND_DIR) {
+				*out = d;
+				return 0;
+			}
+			meta_entry_cleanup(&d);
+		}
+		default_entry(fs, META_KIND_DIR, 0, out);
+		return 0;
+	}
 	/* The directory form, from the cache: a fresh directory entry wins
 	 * over any file of the same name; a fresh negative one saves the probe. */
 	bool dir_known = false;

@@ -192,13 +192,15 @@ static int change_path(const char *path, const struct change *c)
 		if (c->which & (S3ATTR_UID | S3ATTR_GID) &&
 		    !(c->which & (S3ATTR_MODE | S3ATTR_MTIME)))
 			return 0; /* a content tree keeps no owners: they are the mount's */
-		/* A file open for writing carries the change too. */
+		/* A file open for writing carries the change to its save. */
 		struct fs_file *f = NULL;
 		if (fs_key(fs, path, OBJMAP_FILE, key) == 0 && (f = fs_chain_pending(fs, key))) {
 			pthread_mutex_lock(&f->lock);
 			apply_attr(c, &f->attr);
+			f->cf.written = true; /* a change to save, even without a write */
 			pthread_mutex_unlock(&f->lock);
 			fs_file_put(fs, f);
+			return 0;
 		}
 		mode_t m = c->attr.mode;
 		return fs_content_attr(fs, &cp, c->which & S3ATTR_MODE ? &m : NULL,

@@ -170,18 +170,27 @@ static int kind_get(struct s3vfs *fs, const char *dkey, int *kind, int *subdirs)
 	return found;
 }
 
-void fs_chain_note_marker(struct s3vfs *fs, const char *dkey, const struct s3_object_info *info)
+/* The kinds a marker's HEAD (NULL: no marker) says, and note them. */
+static void note_marker(struct s3vfs *fs, const char *dkey, const struct s3_object_info *info,
+			int *kind, int *subdirs)
 {
-	int kind = CHAIN_NONE, subdirs = CHAIN_NONE;
-
+	*kind = *subdirs = CHAIN_NONE;
 	if (info) {
-		kind = chain_kind_parse(s3_object_info_meta(info, META_CHAIN));
-		subdirs = chain_kind_parse(s3_object_info_meta(info, META_SUBDIRS));
-		if (kind == CHAIN_BAD)
+		*kind = chain_kind_parse(s3_object_info_meta(info, META_CHAIN));
+		*subdirs = chain_kind_parse(s3_object_info_meta(info, META_SUBDIRS));
+		if (*kind == CHAIN_BAD)
 			log_error("%s: marked as a chain of unknown kind \"%s\"", dkey,
 				  s3_object_info_meta(info, META_CHAIN));
+		if (*subdirs == CHAIN_BAD)
+			*subdirs = CHAIN_NONE;
 	}
-	kind_set(fs, dkey, kind, subdirs == CHAIN_BAD ? CHAIN_NONE : subdirs);
+	kind_set(fs, dkey, *kind, *subdirs);
+}
+
+void fs_chain_note_marker(struct s3vfs *fs, const char *dkey, const struct s3_object_info *info)
+{
+	int kind, subdirs;
+	note_marker(fs, dkey, info, &kind, &subdirs);
 }
 
 void fs_chain_note_listing(struct s3vfs *fs, const char *dkey, bool has_internal)
@@ -207,17 +216,15 @@ static int dir_kinds(struct s3vfs *fs, const char *dkey, bool check, int *kind, 
 		return 0;
 	}
 	rc = s3_head(fs->s3, dkey, NULL, &info, &err);
-	if (rc == -ENOENT) {
-		fs_chain_note_marker(fs, dkey, NULL);
-	} else if (rc < 0) {
+	if (rc < 0 && rc != -ENOENT) {
 		char msg[512];
 		log_error("HEAD %s: %s", dkey, aws_error_str(&err, msg, sizeof(msg)));
 		return rc;
-	} else {
-		fs_chain_note_marker(fs, dkey, &info);
 	}
+	/* What the HEAD said, even when stat_ttl=0 trusts no answer later. */
+	note_marker(fs, dkey, rc == 0 ? &info : NULL, kind, subdirs);
 	s3_object_info_cleanup(&info);
-	return kind_get(fs, dkey, kind, subdirs) ? 0 : -EIO;
+	return 0;
 }
 
 /* A chain of kind at dkey: 1 (events) or 2 (content) and *out, or -EIO. */
@@ -235,6 +242,13 @@ static int chain_of_kind(struct s3vfs *fs, const char *dkey, int kind, struct ch
 	}
 	int rc = chain_get(fs->chains, dkey, out);
 	return rc < 0 ? rc : kind == CHAIN_EVENTS ? 1 : 2;
+}
+
+bool fs_chain_known(struct s3vfs *fs, const char *dkey)
+{
+	int kind, subdirs;
+	return kind_get(fs, dkey, &kind, &subdirs) &&
+	       (kind == CHAIN_EVENTS || kind == CHAIN_CONTENT);
 }
 
 int fs_chain_dir(struct s3vfs *fs, const char *dkey, bool check, struct chain **out)
@@ -287,26 +301,35 @@ int fs_chain_route(struct s3vfs *fs, const char *path, bool check, struct fs_cpa
 		return -ENAMETOOLONG;
 	memset(out, 0, sizeof(*out));
 	memcpy(anc, path, n + 1);
-	/* The nearest ancestor that is a chain: the parent (asked of S3 when
-	 * check and not known), else any known one above it. */
-	for (bool parent = true;; parent = false) {
+	/* The nearest ancestor known to be a chain; else, with check, ask S3
+	 * about the parent alone (the kernel looks ancestors up first, so a
+	 * chain above is known by the time its descendants are asked for). */
+	size_t plen = 0;
+	for (;;) {
 		char *slash = strrchr(anc, '/');
 		if (!slash || slash == anc)
-			return 0; /* reached the mount's root, which is never a chain */
+			break; /* the mount's root is never a chain */
 		*slash = '\0';
+		if (!plen)
+			plen = strlen(anc);
 		rc = fs_key(fs, anc, OBJMAP_DIR, out->dkey);
 		if (rc < 0)
 			return rc == -EPERM ? 0 : rc; /* the internal folder: not ours */
 		if (kind_get(fs, out->dkey, &kind, &subdirs) && kind != CHAIN_NONE)
-			break;
-		if (parent && check) {
-			rc = dir_kinds(fs, out->dkey, true, &kind, &subdirs);
-			if (rc < 0)
-				return rc;
-			if (kind != CHAIN_NONE)
-				break;
-		}
+			goto found;
 	}
+	if (!check || !plen)
+		return 0;
+	memcpy(anc, path, n + 1);
+	anc[plen] = '\0'; /* the parent again */
+	rc = fs_key(fs, anc, OBJMAP_DIR, out->dkey);
+	if (rc == 0)
+		rc = dir_kinds(fs, out->dkey, true, &kind, &subdirs);
+	if (rc < 0)
+		return rc == -EPERM ? 0 : rc;
+	if (kind == CHAIN_NONE)
+		return 0;
+found:
 	rc = chain_of_kind(fs, out->dkey, kind, &out->ch);
 	if (rc < 0)
 		return rc;
@@ -371,18 +394,34 @@ static int view_link(struct s3vfs *fs, const struct fs_cpath *cp, struct chain_l
 
 struct fs_file *fs_chain_pending(struct s3vfs *fs, const char *pkey)
 {
-	struct fs_file *found = NULL;
+	struct fs_file *cand[64], *found = NULL;
+	size_t n = 0;
 
+	/* Lock order: a handle's lock before open_lock (readers take a
+	 * reference under their file's lock), so the candidates are taken
+	 * under open_lock and looked at after it. */
 	pthread_mutex_lock(&fs->open_lock);
-	for (struct fs_file *f = fs->open_files; f && !found; f = f->next) {
-		pthread_mutex_lock(&f->lock);
-		if (f->cf.ch && !f->cf.committed && f->cf.pkey && strcmp(f->cf.pkey, pkey) == 0) {
+	for (struct fs_file *f = fs->open_files; f && n < 64; f = f->next) {
+		if (f->key[0] == '\n') { /* only appends and content writes have such keys */
 			f->refs++;
-			found = f;
+			cand[n++] = f;
 		}
-		pthread_mutex_unlock(&f->lock);
 	}
 	pthread_mutex_unlock(&fs->open_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct fs_file *f = cand[i];
+		bool match = false;
+		if (!found) {
+			pthread_mutex_lock(&f->lock);
+			match = f->cf.ch && !f->cf.committed && f->cf.pkey &&
+				strcmp(f->cf.pkey, pkey) == 0;
+			pthread_mutex_unlock(&f->lock);
+		}
+		if (match)
+			found = f;
+		else
+			fs_file_put(fs, f);
+	}
 	return found;
 }
 

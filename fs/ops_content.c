@@ -31,9 +31,10 @@
 #include "s3vfs/fs.h"
 #include "s3vfs/log.h"
 
-#define VERSIONS    ".versions"
-#define PIN_BUCKETS 1024
-#define PIN_MAX	    65536
+#define VERSIONS      ".versions"
+#define PIN_BUCKETS   1024
+#define PIN_MAX	      65536
+#define PIN_MARGIN_MS 1000 /* see pin_get */
 
 /* A transaction open in this mount on one chain. */
 struct fs_txn {
@@ -186,7 +187,9 @@ static bool pin_get(struct s3vfs *fs, const char *key, struct content_entry *out
 	pthread_mutex_lock(&c->lock);
 	for (struct pin *p = c->pins[b]; p; p = p->next) {
 		if (strcmp(p->key, key) == 0) {
-			found = meta_cache_now_ms() - p->at_ms < fs->ttl_ms;
+			/* The kernel's timer starts when it gets the reply, a little
+			 * after ours: a margin keeps the pin until the kernel's ends. */
+			found = meta_cache_now_ms() - p->at_ms < fs->ttl_ms + PIN_MARGIN_MS;
 			if (found) {
 				*out = p->e;
 				out->path = NULL;
@@ -196,6 +199,57 @@ static bool pin_get(struct s3vfs *fs, const char *key, struct content_entry *out
 	}
 	pthread_mutex_unlock(&c->lock);
 	return found;
+}
+
+/* The path (in the mount) of rel in chain ch. */
+static int pin_path(struct s3vfs *fs, struct chain *ch, const char *rel, char *out, size_t cap)
+{
+	const char *dk = chain_dir_key(ch);
+	size_t pl = strlen(fs->map.prefix);
+	if (strncmp(dk, fs->map.prefix, pl) != 0)
+		return -EINVAL;
+	int n = snprintf(out, cap, "/%s%s", dk + pl, rel);
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* Forget the pins of path and of everything under it ("" under a chain: all). */
+static void pin_drop(struct s3vfs *fs, const char *path)
+{
+	struct fs_content *c = fs->content;
+	size_t len = strlen(path);
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < PIN_BUCKETS; i++) {
+		for (struct pin **pp = &c->pins[i]; *pp;) {
+			struct pin *p = *pp;
+			if (strncmp(p->key, path, len) == 0 &&
+			    (p->key[len] == '\0' || p->key[len] == '/' || path[len - 1] == '/')) {
+				*pp = p->next;
+				free(p->e.path);
+				free(p);
+				c->npins--;
+			} else {
+				pp = &p->next;
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* This mount changed paths: what it serves of them is the change now (the
+ * kernel learned the new size from the write itself). */
+static void pins_changed(struct s3vfs *fs, struct chain *ch, const struct content_change *c,
+			 size_t n)
+{
+	char path[OBJMAP_KEY_BUF + 8];
+	for (size_t i = 0; i < n; i++) {
+		if (pin_path(fs, ch, c[i].e.path, path, sizeof(path)) < 0)
+			continue;
+		if (c[i].op == CONTENT_PUT)
+			pin_set(fs, path, &c[i].e);
+		else
+			pin_drop(fs, path);
+	}
 }
 
 /* ---- the tree a path sees ------------------------------------------------- */
@@ -457,10 +511,14 @@ static int change(struct s3vfs *fs, struct chain *ch, const struct content_chang
 		if (rc == 0)
 			rc = content_tree_apply(t->tree, c, n);
 		pthread_mutex_unlock(&fc->lock);
+		if (rc == 0)
+			pins_changed(fs, ch, c, n);
 		return rc;
 	}
 	pthread_mutex_unlock(&fc->lock);
 	rc = content_commit(fc->store, ch, c, n, label, &l);
+	if (rc == 0)
+		pins_changed(fs, ch, c, n);
 	if (rc == 0)
 		log_debug("%s: %s committed as version %" PRIu64, chain_dir_key(ch), label,
 			  l.version);
@@ -770,7 +828,7 @@ int fs_content_create(struct s3vfs *fs, const struct fs_cpath *cp, mode_t mode,
 	int rc = locate(fs, cp, &w);
 
 	if (rc < 0)
-		return rc;
+		return w.history || w.versions_dir ? -EROFS : rc;
 	rc = writable(cp, &w);
 	if (rc == 0 && content_tree_is_dir(w.tree, w.rel))
 		rc = -EISDIR;
@@ -828,12 +886,11 @@ int fs_content_flush_locked(struct s3vfs *fs, struct fs_file *f, bool force)
 	struct stat st;
 	int rc;
 
-	/* A flush after a write saves the file; a shell's "> file" flushes its
-	 * first descriptor before writing, which must not save an empty file
-	 * ahead of the content. A new or truncated file never written is saved
-	 * at the last close (or fsync). Each save is one change; writes after it
-	 * make another. */
-	if (!f->cf.written && !(force && f->cf.fresh))
+	/* A flush after a write, or of a new or truncated file, saves it:
+	 * close() returns once the change is committed (or staged). A shell's
+	 * "> file" closes a first descriptor before it writes: that saves the
+	 * empty file, and the write a second version. Each save is one change. */
+	if (!f->cf.written && !f->cf.fresh)
 		return 0;
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
@@ -946,6 +1003,11 @@ static int txn_end(struct s3vfs *fs, struct chain *ch, bool commit)
 		else
 			log_error("%s: transaction of %zu changes not committed: %s",
 				  chain_dir_key(ch), t->n, strerror(-rc));
+	}
+	if (!commit) {
+		char path[OBJMAP_KEY_BUF + 8];
+		if (pin_path(fs, ch, "", path, sizeof(path)) == 0)
+			pin_drop(fs, path); /* the staged versions are gone */
 	}
 	txn_free(t);
 	return rc == -EEXIST || rc == -EINVAL ? -EIO : rc;

@@ -149,7 +149,39 @@ static int on_list_entry(void *arg, const struct s3_list_entry *le)
 	return listing_add(l, dir ? key : le->key, name, &e);
 }
 
-/* List dir_key from S3 into l and the cache. 0 if the cache now has it whole. */
+/* A listing longer than this is refused (its entries are held in memory). */
+#define LIST_MAX_ENTRIES 2000000
+
+static uint64_t token_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+/* Has the listing's server sent this continuation token before? */
+static bool token_seen(uint64_t **seen, size_t *n, const char *token)
+{
+	uint64_t h = token_hash(token);
+	for (size_t i = 0; i < *n; i++)
+		if ((*seen)[i] == h)
+			return true;
+	if ((*n & (*n - 1)) == 0) { /* grow at powers of two */
+		uint64_t *g = realloc(*seen, (*n ? *n * 2 : 16) * sizeof(*g));
+		if (!g)
+			return true; /* out of memory: stop, as for a loop */
+		*seen = g;
+	}
+	(*seen)[(*n)++] = h;
+	return false;
+}
+
+/*
+ * List dir_key from S3 into l and the cache: 0 when the cache now has it
+ * whole, 1 when it is listed but the cache could not take it (a write came
+ * meanwhile), <0 when the listing failed: never a partial listing as a whole.
+ */
 static int list_dir(struct s3vfs *fs, struct listing *l)
 {
 	/* start-after skips the directory's own marker "dir/", which would
@@ -160,6 +192,8 @@ static int list_dir(struct s3vfs *fs, struct listing *l)
 	struct meta_fill fill;
 	struct aws_error err;
 	char *token = NULL;
+	uint64_t *seen = NULL;
+	size_t nseen = 0;
 	bool cached = true;
 	int rc = 0;
 
@@ -173,6 +207,13 @@ static int list_dir(struct s3vfs *fs, struct listing *l)
 		token = next;
 		if (rc < 0)
 			break;
+		if (token && (token_seen(&seen, &nseen, token) || l->n > LIST_MAX_ENTRIES)) {
+			log_error("LIST %s: the server's listing does not end (%zu entries, a "
+				  "continuation token again); refused",
+				  l->dir_key, l->n);
+			rc = -EIO;
+			break;
+		}
 		const struct meta_list_item *page = l->items ? l->items + l->page_start : NULL;
 		int prc = meta_cache_put_page(fs->mc, &fill, l->dir_key, page, l->n - l->page_start,
 					      token == NULL);
@@ -180,12 +221,15 @@ static int list_dir(struct s3vfs *fs, struct listing *l)
 			cached = false;
 	} while (token);
 	free(token);
+	free(seen);
 	if (rc < 0) {
 		char msg[512];
-		log_error("LIST %s: %s", l->dir_key, aws_error_str(&err, msg, sizeof(msg)));
-		return rc;
+		if (rc != -EIO || err.status || err.transport)
+			log_error("LIST %s: %s", l->dir_key, aws_error_str(&err, msg, sizeof(msg)));
+		/* Pages already in the cache are entries, not a complete listing. */
+		return rc == -EAGAIN ? -EIO : rc;
 	}
-	return cached ? 0 : -EAGAIN;
+	return cached ? 0 : 1;
 }
 
 static int cmp_names(const void *a, const void *b, void *arg)
@@ -284,7 +328,7 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	c.dir_key = dkey;
 	struct listing l = { .fs = fs, .dir_key = dkey };
 	rc = list_dir(fs, &l);
-	if (rc == 0 || rc == -EAGAIN) {
+	if (rc >= 0) {
 		fs_chain_note_listing(fs, dkey, l.internal);
 		int crc = l.internal
 				  ? chain_readdir(fs, path, dkey, true, buf, filler, em.flags, &ch)
@@ -299,7 +343,7 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	 * metadata (HEADs of earlier mounts); else serve the pages as listed. */
 	if (rc == 0 && meta_cache_dir_children(fs->mc, dkey, NULL, on_cached_child, &c) == 0)
 		rc = emit_listing(&em, &c);
-	else if (rc == 0 || rc == -EAGAIN)
+	else if (rc >= 0)
 		rc = emit_listing(&em, &l);
 	listing_cleanup(&c);
 	listing_cleanup(&l);

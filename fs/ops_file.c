@@ -272,6 +272,30 @@ void fs_file_release_handle(struct s3vfs *fs, struct fs_file *f)
 	fs_file_put(fs, f);
 }
 
+/* Stage f from the upload engine's pending copy of its key (f->lock held). */
+static int stage_pending(struct s3vfs *fs, struct fs_file *f)
+{
+	char buf[65536];
+	int pfd = -1;
+	off_t off = 0;
+	int rc = upload_pending_open(fs->up, f->key, &pfd);
+
+	if (rc < 0)
+		return rc == -ENOENT ? 0 : rc; /* uploaded meanwhile: S3 has it */
+	rc = staging_create(fs, f);
+	for (ssize_t n; rc == 0 && (n = pread(pfd, buf, sizeof(buf), off)) != 0; off += n) {
+		if (n < 0 || pwrite(f->fd, buf, (size_t)n, off) != n)
+			rc = -EIO;
+	}
+	close(pfd);
+	if (rc == 0) {
+		f->staged = true;
+		f->size = (uint64_t)off;
+		fs_stream_break(f);
+	}
+	return rc;
+}
+
 int fs_file_stage(struct s3vfs *fs, struct fs_file *f, bool want_content)
 {
 	return ensure_staged(fs, f, want_content);
@@ -303,7 +327,8 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
 	if (f->cf.ch)
 		return fs_chain_flush_locked(fs, f, false);
 	if (!f->dirty || f->unlinked)
-		return 0;
+		return f->failed && !f->unlinked ? -EIO
+						 : 0; /* not acknowledged yet: say so again */
 	if (fstat(f->fd, &st) < 0)
 		return -errno;
 	struct s3_put_opts po;
@@ -329,6 +354,7 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
 		log_error("upload of %s failed: %s (kept; it will be retried in the background)",
 			  f->key, strerror(-rc));
 		f->dirty = false;
+		f->failed = true;
 		fs_attr_entry(&f->attr, META_KIND_FILE, (uint64_t)st.st_size, "", &e);
 		e.last_modified = 0;
 		fs_cached(meta_cache_upsert(fs->mc, f->key, &e, NULL));
@@ -339,6 +365,7 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f)
 		return rc;
 	}
 	f->dirty = false;
+	f->failed = false;
 	f->size = (uint64_t)st.st_size;
 	snprintf(f->etag, sizeof(f->etag), "%s", etag);
 	fs_kc_note(fs, f->key, etag); /* the kernel's pages are what we uploaded */
@@ -411,7 +438,7 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 	struct s3vfs *fs = fs_ctx();
 	char key[OBJMAP_KEY_BUF];
 	struct meta_entry e;
-	struct fs_file *f;
+	struct fs_file *f = NULL;
 	int rc;
 
 	struct fs_cpath cp;
@@ -430,9 +457,20 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 		fi->keep_cache = fs_kc_keep(fs, key, e.etag);
 	if (rc == 0)
 		rc = fs_file_get(fs, key, &e, &f);
+	bool pending = rc == 0 && !e.etag[0] && upload_is_pending(fs->up, key);
 	meta_entry_cleanup(&e);
 	if (rc < 0)
 		return rc;
+	if (pending) {
+		/* Not in S3 yet: its bytes are the engine's staged copy. */
+		pthread_mutex_lock(&f->lock);
+		rc = f->staged ? 0 : stage_pending(fs, f);
+		pthread_mutex_unlock(&f->lock);
+		if (rc < 0) {
+			fs_file_put(fs, f);
+			return rc;
+		}
+	}
 	if (fi->flags & O_TRUNC) {
 		pthread_mutex_lock(&f->lock);
 		rc = ensure_staged(fs, f, false);

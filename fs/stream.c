@@ -22,6 +22,7 @@
 
 #include "s3vfs/fs.h"
 #include "s3vfs/log.h"
+#include "s3vfs/upload.h"
 
 struct part_job {
 	struct s3vfs *fs;
@@ -120,11 +121,14 @@ static int begin(struct s3vfs *fs, struct fs_file *f)
 	int rc = fs_file_put_opts(f, &pairs, &po);
 	if (rc < 0)
 		return rc;
+	time_t t0 = time(NULL);
 	rc = s3_mpu_create(fs->s3, f->key, &po, &id, &err);
 	s3attr_kvlist_cleanup(&pairs);
 	if (rc < 0)
 		return rc;
+	upload_mpu_orphans(fs->up, f->key, id, t0);
 	f->stream.upload_id = id;
+	f->stream.track = upload_mpu_track(fs->up, f->key, id); /* for a crash */
 	f->stream.attr = f->attr;
 	return 0;
 }
@@ -171,10 +175,13 @@ static void reset(struct s3vfs *fs, struct fs_file *f)
 	struct aws_error err;
 
 	wait_parts(f);
-	if (st->upload_id && s3_mpu_abort(fs->s3, f->key, st->upload_id, &err) < 0)
-		log_warn("abort of the multipart upload of %s failed; a lifecycle rule or the "
-			 "next mount cleans it up",
+	bool gone = !st->upload_id || s3_mpu_abort(fs->s3, f->key, st->upload_id, &err) == 0;
+	if (!gone)
+		log_warn("abort of the multipart upload of %s failed; the next retry round or "
+			 "mount aborts it",
 			 f->key);
+	upload_mpu_untrack(fs->up, st->track, gone);
+	st->track = NULL;
 	free(st->upload_id);
 	st->upload_id = NULL;
 	st->sent = 0;
@@ -225,6 +232,8 @@ int fs_stream_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *o
 		reset(fs, f);
 		return -ENOENT;
 	}
+	upload_mpu_untrack(fs->up, st->track, true);
+	st->track = NULL;
 	free(st->upload_id);
 	st->upload_id = NULL;
 	st->sent = 0;
@@ -244,8 +253,11 @@ void fs_stream_cleanup(struct s3vfs *fs, struct fs_file *f)
 	/* Parts hold references: none is running when the file is freed. */
 	if (f->stream.upload_id) {
 		struct aws_error err;
-		if (s3_mpu_abort(fs->s3, f->key, f->stream.upload_id, &err) < 0)
+		bool gone = s3_mpu_abort(fs->s3, f->key, f->stream.upload_id, &err) == 0;
+		if (!gone)
 			log_warn("abort of the multipart upload of %s failed", f->key);
+		upload_mpu_untrack(fs->up, f->stream.track, gone);
+		f->stream.track = NULL;
 	}
 	free(f->stream.upload_id);
 	free(f->stream.etags);
@@ -343,16 +355,24 @@ int fs_pc_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, const struc
 	char(*etags)[S3_ETAG_MAX] = calloc((size_t)n, sizeof(*etags));
 	const char **ptrs = calloc((size_t)n, sizeof(*ptrs));
 	rc = etags && ptrs && n <= S3_PARTS_MAX ? 0 : -ENOMEM;
+	struct upload_track *track = NULL;
+	time_t t0 = time(NULL);
 	if (rc == 0)
 		rc = s3_mpu_create(fs->s3, f->key, po, &id, &err);
+	if (rc == 0)
+		upload_mpu_orphans(fs->up, f->key, id, t0);
+	if (rc == 0)
+		track = upload_mpu_track(fs->up, f->key, id); /* for a crash */
 	if (rc == 0)
 		rc = pc_parts(fs, f, id, size, etags, n, &copied);
 	for (int i = 0; rc == 0 && i < n; i++)
 		ptrs[i] = etags[i];
 	if (rc == 0)
 		rc = s3_mpu_complete(fs->s3, f->key, id, ptrs, n, out_etag, &err);
-	if (rc < 0 && id && s3_mpu_abort(fs->s3, f->key, id, &err) < 0)
+	bool gone = rc == 0 || !id || s3_mpu_abort(fs->s3, f->key, id, &err) == 0;
+	if (!gone)
 		log_warn("abort of the multipart upload of %s failed", f->key);
+	upload_mpu_untrack(fs->up, track, gone);
 	if (rc < 0)
 		log_warn("part-copy upload of %s failed (%s); uploading it whole", f->key,
 			 strerror(-rc));

@@ -40,10 +40,13 @@
  * 5. A multipart upload is recorded (upl-mpu-*) from its create until its
  *    complete or abort succeeded. A record not of an upload in flight here
  *    (e->live) is a leftover of a crash or a failed abort: mpu_sweep, at
- *    each retry round, aborts its upload and removes it. An upload created
- *    but never recorded (a crash right after create, a lost create reply)
- *    is left to the bucket's lifecycle rule (AbortIncompleteMultipartUpload):
- *    we cannot tell it from another client's.
+ *    each retry round, aborts its upload and removes it. Uploads made
+ *    outside the engine (streams, part copies) are recorded the same way
+ *    (upload_mpu_track). A create whose reply was lost and that was sent
+ *    again leaves an upload of the same key started in the same seconds:
+ *    upload_mpu_orphans aborts it right after the create. Only a crash
+ *    between a create and its record is left to the bucket's lifecycle
+ *    rule (AbortIncompleteMultipartUpload).
  * 6. e->npending counts keys with a live row; stats->pending_uploads moves
  *    with it.
  *
@@ -794,6 +797,79 @@ static int mpu_record(struct upload_engine *e, const char *path, const char *key
 	return rc;
 }
 
+struct orphans {
+	const char *key;
+	const char *keep;
+	time_t since;
+	char *ids[8];
+	int n;
+};
+
+static int on_upload(void *arg, const struct s3_list_entry *le)
+{
+	struct orphans *o = arg;
+	if (o->n < 8 && le->upload_id && strcmp(le->key, o->key) == 0 &&
+	    strcmp(le->upload_id, o->keep) != 0 && le->last_modified >= o->since - 1) {
+		o->ids[o->n] = strdup(le->upload_id);
+		if (o->ids[o->n])
+			o->n++;
+	}
+	return 0;
+}
+
+void upload_mpu_orphans(struct upload_engine *e, const char *key, const char *keep_id, time_t since)
+{
+	struct orphans o = { .key = key, .keep = keep_id, .since = since };
+	struct aws_error err;
+
+	if (s3_mpu_list(e->s3, key, on_upload, &o, &err) < 0)
+		return; /* best effort: a lifecycle rule is the backstop */
+	for (int i = 0; i < o.n; i++) {
+		if (s3_mpu_abort(e->s3, key, o.ids[i], &err) == 0)
+			log_info("upload: aborted a multipart upload of %s started with ours (a "
+				 "create whose reply was lost)",
+				 key);
+		free(o.ids[i]);
+	}
+}
+
+struct upload_track {
+	struct upload_live live;
+	char rec[PATH_MAX]; /* "" when it could not be recorded */
+};
+
+struct upload_track *upload_mpu_track(struct upload_engine *e, const char *key,
+				      const char *upload_id)
+{
+	struct upload_track *t = calloc(1, sizeof(*t));
+	int rc;
+
+	if (!t)
+		return NULL;
+	rc = stage_name(e, UPL_MPU_PREFIX, UPL_REC_SUFFIX, t->rec, sizeof(t->rec), &t->live.seq);
+	live_add(e, &t->live);
+	if (rc == 0)
+		rc = mpu_record(e, t->rec, key, upload_id);
+	if (rc < 0) {
+		log_warn("upload: cannot record the multipart upload of %s: %s", key,
+			 strerror(-rc));
+		t->rec[0] = '\0';
+	}
+	return t;
+}
+
+void upload_mpu_untrack(struct upload_engine *e, struct upload_track *t, bool gone)
+{
+	if (!t)
+		return;
+	/* Not gone (its abort failed): the record stays, no longer live, and
+	 * the next sweep aborts the upload. */
+	if (gone && t->rec[0])
+		unlink(t->rec);
+	live_remove(e, &t->live);
+	free(t);
+}
+
 /* Parts and complete of a created upload; aborted on any failure. */
 static int mpu_run(struct upload_engine *e, struct mpu_job *j, char *out_etag,
 		   struct aws_error *err)
@@ -856,9 +932,11 @@ static int upload_mpu(struct upload_engine *e, const char *key, int fd, uint64_t
 	rc = -pthread_mutex_init(&j.lock, NULL);
 	if (rc < 0)
 		goto out_etags;
+	time_t t0 = time(NULL);
 	rc = s3_mpu_create(e->s3, key, &o, &upload_id, err);
 	if (rc < 0)
 		goto out_lock;
+	upload_mpu_orphans(e, key, upload_id, t0);
 	j.upload_id = upload_id;
 	rc = mpu_run(e, &j, out_etag, err);
 	free(upload_id);
@@ -1061,6 +1139,22 @@ bool upload_is_pending(struct upload_engine *e, const char *key)
 	bool pending = k && k->row_id != 0;
 	pthread_mutex_unlock(&e->lock);
 	return pending;
+}
+
+int upload_pending_open(struct upload_engine *e, const char *key, int *out_fd)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&e->lock);
+	struct upload_key *k = key_find_locked(e, key);
+	if (k && k->row_id != 0 && k->staging) {
+		int fd = open(k->staging, O_RDONLY | O_CLOEXEC);
+		rc = fd < 0 ? -errno : 0;
+		if (fd >= 0)
+			*out_fd = fd;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
 }
 
 uint64_t upload_engine_pending(struct upload_engine *e)

@@ -967,6 +967,25 @@ int meta_cache_dir_invalidate(struct meta_cache *mc, const char *dir_key)
 	return rc;
 }
 
+int meta_cache_expire_all(struct meta_cache *mc)
+{
+	char *msg = NULL;
+	int rc;
+
+	cache_lock(mc);
+	rc = sqlite3_exec(mc->db,
+			  "BEGIN; UPDATE entry SET validated_ms = 0; UPDATE dir SET listed_ms = 0; "
+			  "COMMIT;",
+			  NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		log_error("metadata cache: cannot expire entries: %s", msg ? msg : "?");
+		sqlite3_exec(mc->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_free(msg);
+	cache_unlock(mc);
+	return rc == SQLITE_OK ? 0 : -EIO;
+}
+
 /* Walk the rows of a children statement, already bound. */
 static int children_walk_locked(struct meta_cache *mc, struct binder *b, meta_child_fn fn,
 				void *arg)

@@ -13,10 +13,14 @@
 #include <limits.h>
 #include <string.h>
 
+/* Eight attempts, full jitter from 200 ms doubling to 10 s: about 11 s of
+ * waiting on average (at most 23 s), so that a mount rides out an outage of
+ * a few seconds or a burst of throttling, and a dead endpoint still fails
+ * within half a minute. */
 void retry_policy_default(struct retry_policy *p)
 {
-	p->max_attempts = 5;
-	p->base_ms = 100;
+	p->max_attempts = 8;
+	p->base_ms = 200;
 	p->max_backoff_ms = 10000;
 	p->max_total_ms = 60000;
 }

@@ -481,6 +481,56 @@ static int get_check_length(const struct http_response *r)
 	return want == r->sink_bytes ? 0 : -EPROTO;
 }
 
+/* The sink of one GET attempt: before the first byte, the reply must be the
+ * range that was asked for (a server answering another range, or ignoring a
+ * range past 0, would make wrong bytes look right). */
+struct range_sink {
+	http_sink_fn sink;
+	void *arg;
+	const struct http_response *r;
+	uint64_t start;
+	uint64_t end; /* last byte asked for; UINT64_MAX: to the end */
+	bool ranged;
+	bool checked;
+};
+
+static int check_range(const struct range_sink *s)
+{
+	if (!s->ranged)
+		return 0;
+	if (s->r->status != 206)
+		return s->start == 0 && s->r->status == 200 ? 0 : -EPROTO;
+	const char *cr = http_response_header(s->r, "content-range");
+	uint64_t a, b;
+	char *end = NULL;
+	if (!cr || strncmp(cr, "bytes ", 6) != 0)
+		return -EPROTO;
+	errno = 0;
+	a = strtoull(cr + 6, &end, 10);
+	if (errno || *end != '-')
+		return -EPROTO;
+	b = strtoull(end + 1, &end, 10);
+	if (errno || *end != '/' || a != s->start || b < a || b > s->end)
+		return -EPROTO;
+	return 0;
+}
+
+static int range_sink_write(void *arg, const void *data, size_t n)
+{
+	struct range_sink *s = arg;
+	if (!s->checked) {
+		int rc = check_range(s);
+		if (rc < 0) {
+			log_error("GET: the reply is not the range asked for (%" PRIu64
+				  "-): refused",
+				  s->start);
+			return rc;
+		}
+		s->checked = true;
+	}
+	return s->sink(s->arg, data, n);
+}
+
 int s3_get(struct s3_client *c, const char *key, const struct s3_get_opts *opts, http_sink_fn sink,
 	   void *sink_arg, struct s3_object_info *out, struct aws_error *err)
 {
@@ -496,6 +546,14 @@ int s3_get(struct s3_client *c, const char *key, const struct s3_get_opts *opts,
 		struct hdrs h = { 0 };
 		http_response_init(&r);
 		rc = get_headers(&g, &h);
+		struct range_sink rs = {
+			.sink = sink,
+			.arg = sink_arg,
+			.r = &r,
+			.start = g.opts->offset + g.done,
+			.end = g.opts->len ? g.opts->offset + g.opts->len - 1 : UINT64_MAX,
+			.ranged = g.opts->offset + g.done > 0 || g.opts->len > 0,
+		};
 		if (rc == 0) {
 			struct buf path;
 			rc = object_path(c, key, &path);
@@ -505,8 +563,8 @@ int s3_get(struct s3_client *c, const char *key, const struct s3_get_opts *opts,
 					.path = buf_str(&path),
 					.headers = (const char *const *)h.line,
 					.nheaders = h.n,
-					.sink = sink,
-					.sink_arg = sink_arg,
+					.sink = sink ? range_sink_write : NULL,
+					.sink_arg = sink ? (void *)&rs : NULL,
 					.op = STAT_GET,
 				};
 				rc = aws_perform(&c->ac, &c->ep, &ac, &r, err);
@@ -819,6 +877,50 @@ static int list_sink(void *arg, const void *data, size_t n)
  * control characters, so S3 sends keys percent-encoded (space as '+', as
  * botocore reads them) and we decode them before the caller sees them.
  */
+/* The entries of one listing page, held until the page is whole: a reply
+ * cut midway is asked again without the caller seeing any entry twice. */
+struct page_buf {
+	struct s3_list_entry *v;
+	size_t n, cap;
+};
+
+static void page_buf_cleanup(struct page_buf *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		free((char *)b->v[i].key);
+		free((char *)b->v[i].etag);
+		free((char *)b->v[i].upload_id);
+	}
+	free(b->v);
+	memset(b, 0, sizeof(*b));
+}
+
+static int page_buf_add(void *arg, const struct s3_list_entry *e)
+{
+	struct page_buf *b = arg;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 256;
+		struct s3_list_entry *v = realloc(b->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		b->v = v;
+		b->cap = cap;
+	}
+	struct s3_list_entry *d = &b->v[b->n];
+	*d = *e;
+	d->key = strdup(e->key);
+	d->etag = strdup(e->etag ? e->etag : "");
+	d->upload_id = e->upload_id ? strdup(e->upload_id) : NULL;
+	if (!d->key || !d->etag || (e->upload_id && !d->upload_id)) {
+		free((char *)d->key);
+		free((char *)d->etag);
+		free((char *)d->upload_id);
+		return -ENOMEM;
+	}
+	b->n++;
+	return 0;
+}
+
 struct list_decode {
 	s3_list_fn fn;
 	void *arg;
@@ -865,8 +967,8 @@ static int on_encoded_entry(void *arg, const struct s3_list_entry *e)
 }
 
 /* GET a listing (query built by the caller) through the streaming parser. */
-static int list_call(struct s3_client *c, const char *query, enum stat_op op, s3_list_fn fn,
-		     void *arg, struct xml_list_result *res, struct aws_error *err)
+static int list_call_once(struct s3_client *c, const char *query, enum stat_op op, s3_list_fn fn,
+			  void *arg, struct xml_list_result *res, struct aws_error *err)
 {
 	struct list_decode dec = { fn, arg };
 	struct list_filter filter = { 0 };
@@ -902,16 +1004,44 @@ static int list_call(struct s3_client *c, const char *query, enum stat_op op, s3
 		rc = filter_ref_end(&filter);
 	if (rc == 0)
 		rc = xml_list_parser_finish(p, res);
-	if (rc < 0 && rc != -EPROTO && rc != -E2BIG)
-		goto out;
-	if (rc < 0)
-		log_error("malformed listing reply from the server (%s)",
-			  rc == -E2BIG ? "over a size limit" : "not valid XML");
 out:
 	xml_list_parser_free(p);
 	buf_cleanup(&q);
 	http_response_cleanup(&r);
 	return rc;
+}
+
+#define LIST_PAGE_TRIES 3
+
+/* A listing page, asked again (bounded) when its reply breaks midway; the
+ * caller gets its entries only once the page is whole. */
+static int list_call(struct s3_client *c, const char *query, enum stat_op op, s3_list_fn fn,
+		     void *arg, struct xml_list_result *res, struct aws_error *err)
+{
+	int rc = 0;
+
+	for (int tries = 1;; tries++) {
+		struct page_buf b = { 0 };
+		rc = list_call_once(c, query, op, page_buf_add, &b, res, err);
+		if (rc == 0) {
+			for (size_t i = 0; rc == 0 && i < b.n; i++)
+				rc = fn(arg, &b.v[i]);
+			page_buf_cleanup(&b);
+			return rc; /* the caller's own answer: never asked again */
+		}
+		page_buf_cleanup(&b);
+		bool broken = rc == -EPROTO || rc == -ECONNRESET || rc == -ETIMEDOUT ||
+			      rc == -EPIPE || rc == -ECONNABORTED || rc == -EIO;
+		if (rc == 0 || !broken || tries >= LIST_PAGE_TRIES || (err && err->status >= 400)) {
+			if (rc == -EPROTO || rc == -E2BIG)
+				log_error("malformed listing reply from the server (%s)",
+					  rc == -E2BIG ? "over a size limit"
+						       : "cut short or not valid XML");
+			return rc;
+		}
+		xml_list_result_cleanup(res);
+		log_info("listing reply broke (%s); asking for the page again", strerror(-rc));
+	}
 }
 
 int s3_list_page(struct s3_client *c, const struct s3_list_opts *opts, s3_list_fn fn, void *arg,

@@ -6,8 +6,9 @@
  *
  * One struct s3vfs is built in main() and handed to FUSE as its private
  * data; everything in it is read-only after start-up except where a field
- * says what protects it. Lock order: fs->open_lock, then a handle's lock,
- * then the leaf locks of the modules below (meta_cache, upload, http).
+ * says what protects it. Lock order: a handle's lock, then fs->open_lock
+ * (taking a reference), then the leaf locks of the modules below
+ * (meta_cache, upload, http). Never a handle's lock under open_lock.
  */
 #ifndef S3VFS_FS_H
 #define S3VFS_FS_H
@@ -58,6 +59,7 @@ struct s3vfs_opts {
 	unsigned read_parallel;
 	unsigned unmount_timeout; /* seconds to wait for pending uploads */
 	unsigned connect_timeout; /* seconds */
+	unsigned retries;	  /* attempts after the first; UINT_MAX: the default */
 	int no_stream_writes;
 	char *ddb_endpoint; /* DynamoDB for chain heads; NULL: AWS's, in ddb_region */
 	char *ddb_region;   /* NULL: the S3 region */
@@ -96,6 +98,7 @@ struct s3vfs {
 	struct datacache *dc; /* NULL with cache_size=0 */
 	uint64_t dc_block;    /* its block size */
 	char *staging_dir;
+	char *run_marker;	    /* exists while mounted: found at start, the last run died */
 	struct ddb_client *ddb;	    /* NULL: chains unavailable */
 	struct chain_store *chains; /* NULL: chains unavailable */
 	struct fs_kinds *kinds;	    /* which directories are chains (ops_chain.c) */
@@ -145,9 +148,10 @@ struct readahead {
 /* A multipart upload made while a file is written (stream.c); protected by
  * the file's lock. */
 struct fs_stream {
-	char *upload_id; /* NULL until the written prefix passes the threshold */
-	uint64_t end;	 /* bytes written sequentially from 0 */
-	int sent;	 /* parts handed to threads */
+	char *upload_id;	    /* NULL until the written prefix passes the threshold */
+	struct upload_track *track; /* its record, for a crash (upload.h) */
+	uint64_t end;		    /* bytes written sequentially from 0 */
+	int sent;		    /* parts handed to threads */
 	int inflight;
 	int err;
 	bool broken;	    /* not a plain sequential write: upload at flush as usual */
@@ -195,6 +199,7 @@ struct fs_file {
 	bool staged;   /* fd holds the whole content */
 	bool dirty;    /* changed since the last upload */
 	bool unlinked; /* removed while open: never uploaded again */
+	bool failed;   /* its last upload failed (pending in the engine): flushes say EIO */
 	uint64_t size; /* of the remote object when !staged */
 	char etag[S3_ETAG_MAX];
 	struct s3attr attr;	    /* attributes to upload with */
@@ -270,6 +275,8 @@ void fs_chain_note_listing(struct s3vfs *fs, const char *dkey, bool has_internal
 /* Is dkey a chain: 1 (events) or 2 (content) and *out, 0 not, <0 error
  * (unknown kind: -EIO). check: ask S3 when not known, else not known means no. */
 int fs_chain_dir(struct s3vfs *fs, const char *dkey, bool check, struct chain **out) WARN_UNUSED;
+/* Is dkey known to be a chain (a marking is for good: no request)? */
+bool fs_chain_known(struct s3vfs *fs, const char *dkey);
 /* Does path lie in a chain (below its directory): 1 and *out, 0 not, <0
  * error. check: ask S3 about the parent when not known. */
 int fs_chain_route(struct s3vfs *fs, const char *path, bool check,
@@ -390,8 +397,12 @@ void fs_file_release_handle(struct s3vfs *fs, struct fs_file *f);
 /* Give f its staging file, with the object's content if want_content (f->lock held). */
 int fs_file_stage(struct s3vfs *fs, struct fs_file *f, bool want_content) WARN_UNUSED;
 
-/* The operations table (fs/ops.c gathers the per-file tables). */
+/* The operations table (fs/ops.c): each entry maps its answer with fs_errno. */
 extern const struct fuse_operations s3vfs_ops;
+/* An errno a program may see: the store's failures become EIO. */
+int fs_errno(int rc);
+/* fs/main.c: FUSE's init. */
+void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg);
 
 /* fuse operations, by file. */
 int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi);

@@ -206,6 +206,10 @@ int meta_cache_headinfo_get(struct meta_cache *mc, const char *key, const char *
 /* 0 and the age of the listing if dir_key's listing is complete, else -ENOENT. */
 int meta_cache_dir_lookup(struct meta_cache *mc, const char *dir_key,
 			  int64_t *out_age_ms) WARN_UNUSED;
+/* Make every entry and listing stale (kept, revalidated at next use): after
+ * an unclean end, what the cache says may predate writes it never saw end. */
+int meta_cache_expire_all(struct meta_cache *mc) WARN_UNUSED;
+
 /* This mount created or removed a child of dir_key: the listing is no longer
  * complete, and a listing in flight will not mark it so. */
 int meta_cache_dir_invalidate(struct meta_cache *mc, const char *dir_key) WARN_UNUSED;

@@ -23,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "s3vfs/compiler.h"
 #include "s3vfs/s3.h"
@@ -85,6 +86,32 @@ int upload_file(struct upload_engine *e, const char *key, int fd, const char *st
 
 /* Is an upload of key pending (readers should see the staged data)? */
 bool upload_is_pending(struct upload_engine *e, const char *key);
+/* Open the staged data of key's pending upload, read-only: 0 and *out_fd
+ * (the caller closes it), -ENOENT when none is pending. */
+int upload_pending_open(struct upload_engine *e, const char *key, int *out_fd) WARN_UNUSED;
+
+/*
+ * A multipart upload made outside the engine (a stream while writing, a
+ * part copy): recorded like the engine's own, so that after a crash the
+ * next mount aborts it. untrack when it was completed or aborted (gone), or
+ * when its abort failed (!gone: the record stays for the next sweep).
+ */
+struct upload_track;
+/* NULL only when out of memory (then nothing is recorded). */
+struct upload_track *upload_mpu_track(struct upload_engine *e, const char *key,
+				      const char *upload_id);
+void upload_mpu_untrack(struct upload_engine *e, struct upload_track *t,
+			bool gone); /* NULL: no-op */
+
+/*
+ * Just after CreateMultipartUpload of key answered keep_id, started at
+ * since: abort the other uploads of key started since then. A create whose
+ * reply was lost and that was sent again (by our retry, or silently by
+ * libcurl) leaves one; another writer of the same key in the same second
+ * would lose its upload too, and retries it (its data stays pending).
+ */
+void upload_mpu_orphans(struct upload_engine *e, const char *key, const char *keep_id,
+			time_t since);
 
 /* Ask for a retry round now, then wait until no upload is pending or
  * timeout_ms passed: 0 or -ETIMEDOUT. Without the thread (not started),

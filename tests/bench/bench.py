@@ -24,6 +24,9 @@ Phases (README.md has the details and the reasons for each choice):
   7 rename a directory of 100 files
   8 random 4 KiB reads over the SIZE file with fio, on a cold mount
   9 time until an object overwritten through the S3 API is seen through the mount
+ 10 (opt-in: --phases ...,10) nginx serving a 10 KiB page from the mount (cached), requests/s
+    with wrk, against the same page from a local directory in the same run; 10b the same
+    with nginx's open_file_cache
 
 Requests are counted on the wire, the same way for everyone: phases 4-7 and 9 go through a
 counting proxy (countproxy.py) that sees every request's head; the throughput phases 1-3
@@ -65,12 +68,14 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 
 import local_servers as ls  # noqa: E402
+import nginxutil as nx  # noqa: E402
 from countproxy import CountingProxy  # noqa: E402
 
 MIB = 1 << 20
 FUSERMOUNT = "fusermount3"
 TARGETS = ("raw", "s3vfs", "s3fs", "rclone")
-ALL_PHASES = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+ALL_PHASES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+DEFAULT_PHASES = (1, 2, 3, 4, 5, 6, 7, 8, 9)  # phase 10 (nginx) is opt-in: --phases ...,10
 DIRECT_PHASES = {1, 2, 3, 8}  # throughput: straight to RGW unless --proxy-all
 
 # rows of the report: (row id, phase number, label template)
@@ -87,6 +92,8 @@ ROWS = [
     ("7", 7, "7 rename a dir of {rename} files"),
     ("8", 8, "8 random 4 KiB reads (fio)"),
     ("9", 9, "9 overwrite seen through the mount"),
+    ("10", 10, "10 nginx, 10 KiB page (wrk -c{wrk_conns})"),
+    ("10b", 10, "10b nginx + open_file_cache"),
 ]
 OP_ORDER = ["list", "head", "get", "put", "copy", "delete", "delete_multi", "mpu_create",
             "mpu_part", "mpu_part_copy", "mpu_complete", "mpu_abort", "mpu_list",
@@ -99,6 +106,11 @@ OP_SHORT = {"list": "LIST", "head": "HEAD", "get": "GET", "put": "PUT", "copy": 
             "mpu_list_parts": "MPU-parts", "head_bucket": "HEAD-bucket",
             "bucket_other": "bucket-other", "bucket_create": "mkbucket",
             "put_other": "PUT-other", "post_other": "POST-other", "other": "other"}
+
+
+NGINX_PAGE = "www/page.html"  # phase 10's page, in every bucket and in the local directory
+NGINX_OPEN_FILE_CACHE = ("open_file_cache max=1000 inactive=20s; "
+                         "open_file_cache_valid 1s;")
 
 
 class BenchError(Exception):
@@ -201,6 +213,31 @@ def extents(path: Path) -> int | None:
         return int(m.group(1)) if m else None
     except (OSError, subprocess.TimeoutExpired):
         return None
+
+
+WRK_LAT = re.compile(r"Latency\s+([\d.]+)(us|ms|s)\b")
+
+
+def run_wrk(port: int, path: str, seconds: int, conns: int) -> dict:
+    """wrk -t1 -cN -dS on one URL: requests/s, responses, average latency. Non-2xx answers
+    or socket errors are an error (the cell shows it)."""
+    url = f"http://127.0.0.1:{port}/{path}"
+    r = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", url], capture_output=True,
+                       text=True, timeout=seconds + 60, stdin=subprocess.DEVNULL)
+    out = r.stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    n = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m)", out)
+    if r.returncode != 0 or not m or not n:
+        raise BenchError(f"wrk: exit {r.returncode}: {(r.stderr or out).strip()[:150]}")
+    if "Non-2xx" in out or "Socket errors" in out:
+        bad = [ln.strip() for ln in out.splitlines() if "Non-2xx" in ln or "Socket" in ln]
+        raise BenchError(f"wrk: {'; '.join(bad)[:150]}")
+    lat = WRK_LAT.search(out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    secs = float(n.group(2)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[n.group(3)]
+    return {"rps": float(m.group(1)), "responses": int(n.group(1)), "seconds": secs,
+            "latency_ms": float(lat.group(1)) * scale[lat.group(2)] if lat else None,
+            "argv": f"wrk -t1 -c{conns} -d{seconds}s URL"}
 
 
 def fmt_bytes(n: float) -> str:
@@ -523,6 +560,9 @@ class Config:
         self.phase_timeout = 90 if q else 600
         self.settle = 0.3 if q else 1.0
         self.raw_reps = 1 if q else 3
+        self.wrk_seconds = 2 if q else 10
+        self.wrk_conns = 16
+        self.page_size = 10 * 1024
 
     def as_dict(self) -> dict:
         return dict(vars(self))
@@ -553,6 +593,12 @@ class Bench:
         self.s3vfs_bin = build.resolve() / "s3vfs"
         self.passwd = self.work / "s3fs.passwd"
         self.raw_bucket = f"bench-raw-{self.run_id}"
+        self.nginxes: set[nx.Nginx] = set()
+        # phase 10's page (the same bytes everywhere) and its local-disk copy
+        para = b"<p>" + b"0123456789abcdef" * 60 + b"</p>\n"
+        self.page = (b"<!doctype html><title>bench</title>\n" +
+                     para * (self.cfg.page_size // len(para) + 1))[:self.cfg.page_size]
+        self.local_root = self.work / "local-www"
 
     # --- servers ---
 
@@ -616,6 +662,10 @@ class Bench:
                          for i in range(cfg.small)]
         if "raw" in self.targets and 7 in P:
             jobs += [(self.raw_bucket, f"ren/f{i:03d}", b"r" * 4096) for i in range(cfg.rename)]
+        if 10 in P:
+            jobs += [(t.bucket, NGINX_PAGE, self.page) for t in targets]
+            (self.local_root / NGINX_PAGE).parent.mkdir(parents=True, exist_ok=True)
+            (self.local_root / NGINX_PAGE).write_bytes(self.page)
         if jobs:
             log(f"writing {len(jobs):,} objects through the S3 API ({len(buckets)} buckets)")
             self.put_many(jobs)
@@ -920,6 +970,10 @@ class Bench:
                             **self.end(t, mark, t.bucket, proxied(9)))
             self.run_phase(t, ["9"], 9, proxied(9), False, p9)
 
+        if 10 in P:
+            self.run_phase(t, ["10", "10b"], 10, proxied(10), False,
+                           lambda: self.phase_nginx(t, proxied(10)))
+
         try:
             t.unmount()
         except BaseException as e:  # noqa: BLE001
@@ -929,6 +983,51 @@ class Bench:
         rss = max(t.rss.values()) if t.rss else None
         self.results[(t.name, "rss")] = {"target": t.name, "row": "rss", "peak_rss": rss,
                                          "by_process": t.rss}
+
+    # --- phase 10: nginx from the mount vs from local disk ---
+
+    def nginx_wrk(self, root: Path, row: str, name: str, before_wrk=None) -> tuple[dict, object]:
+        """Start nginx on root (the config of row: 10 plain, 10b with open_file_cache), warm
+        and check the page (3 fetches, byte-exact), call before_wrk() (its value is returned),
+        run wrk, stop nginx by its PID. Returns (wrk numbers, before_wrk's value)."""
+        if shutil.which("nginx") is None and not os.access(nx.NGINX, os.X_OK):
+            raise BenchError("nginx is not installed")
+        if shutil.which("wrk") is None:
+            raise BenchError("wrk is not installed")
+        n = nx.Nginx(root, self.work / "nginx" / name,
+                     http_extra=NGINX_OPEN_FILE_CACHE if row == "10b" else "")
+        self.nginxes.add(n)
+        try:
+            try:
+                n.start()
+            except nx.NginxError as e:
+                raise BenchError(str(e).replace("\n", " ")[:200]) from e
+            c = nx.HttpClient(n.port)
+            try:
+                for _ in range(3):
+                    r = c.get(NGINX_PAGE)
+                    if r.status != 200 or r.body != self.page:
+                        raise BenchError(f"nginx on {name}: status {r.status}, "
+                                         f"{len(r.body)} bytes, not the page")
+            finally:
+                c.close()
+            ctx = before_wrk() if before_wrk else None
+            return run_wrk(n.port, NGINX_PAGE, self.cfg.wrk_seconds, self.cfg.wrk_conns), ctx
+        finally:
+            n.stop()
+            self.nginxes.discard(n)
+
+    def phase_nginx(self, t: Target, via_proxy: bool) -> None:
+        """Rows 10 and 10b: the page from a local directory, then from the mount (warmed by
+        the checks), each with wrk -t1 -c16 for wrk_seconds; the ratio of the two."""
+        for row in ("10", "10b"):
+            local, _ = self.nginx_wrk(self.local_root, row, f"{t.name}-{row}-local")
+            mnt, mark = self.nginx_wrk(t.mnt, row, f"{t.name}-{row}",
+                                       before_wrk=lambda: self.begin(t))
+            req = self.end(t, mark, t.bucket, via_proxy)
+            self.record(t.name, row, rps=mnt["rps"], wrk=mnt, local=local,
+                        local_rps=local["rps"], ratio=mnt["rps"] / local["rps"],
+                        wall_s=mnt["seconds"], **req)
 
     def _size_in_s3(self, bucket: str, key: str) -> int | None:
         try:
@@ -1075,6 +1174,14 @@ class Bench:
                           for i in range(cfg.rename)]
                 return self.curl_batch(proxy, specs, "rename")[0], {}
             measured("7", rename, True, note="COPY + DELETE per key, one connection")
+        if 10 in P:
+            for row in ("10", "10b"):
+                try:
+                    w, _ = self.nginx_wrk(self.local_root, row, f"raw-{row}-local")
+                    self.record("raw", row, rps=w["rps"], wrk=w, wall_s=w["seconds"],
+                                requests=None, note="nginx on a local directory")
+                except BenchError as e:
+                    self.record("raw", row, error=str(e)[:200])
         if 8 in P:
             rnd = random.Random(8)
             blocks = cfg.size // 4096
@@ -1151,6 +1258,8 @@ class Bench:
             raise BenchError(f"{prog} is not installed or built")
 
     def cleanup(self) -> None:
+        for n in list(self.nginxes):
+            n.stop()
         for t in list(self.live):
             t.kill()
         if self.proxy:
@@ -1195,6 +1304,8 @@ class Bench:
                 "rgw": cmd_version(["radosgw", "--version"]),
                 "fio": cmd_version(["fio", "--version"]),
                 "curl": cmd_version(["curl", "--version"]),
+                "nginx": cmd_version([nx.NGINX, "-v"]),
+                "wrk": cmd_version(["wrk", "-v"]),
                 "python": platform.python_version(),
                 "drop_caches": os.access("/proc/sys/vm/drop_caches", os.W_OK),
                 "loadavg_start": [round(x, 2) for x in getattr(self, "load_start", ())],
@@ -1204,7 +1315,7 @@ class Bench:
         cfg = self.cfg
         size = fmt_bytes(cfg.size)
         labels = {row: tmpl.format(size=size, small=f"{cfg.small:,}", many=f"{cfg.many:,}",
-                                   stats=cfg.stats, rename=cfg.rename)
+                                   stats=cfg.stats, rename=cfg.rename, wrk_conns=cfg.wrk_conns)
                   for row, _, tmpl in ROWS}
         rows = [(row, ph) for row, ph, _ in ROWS if ph in self.phases]
         cols = self.targets
@@ -1259,6 +1370,15 @@ class Bench:
                 "the counting proxy")
         out.append(f"- stat_ttl / stat_cache_expire / --dir-cache-time: {cfg.stat_ttl} s; "
                    f"{mode}; cold = unmount, empty cache dirs, drop_caches, mount")
+        if 10 in self.phases:
+            ngx = machine.get("nginx", "?").replace("nginx version: ", "")
+            out.append(f"- phase 10: {ngx} as root, one worker, "
+                       f"`sendfile on`, no access log; `wrk -t1 -c{cfg.wrk_conns} "
+                       f"-d{cfg.wrk_seconds}s` on a {fmt_bytes(cfg.page_size)} page, first "
+                       f"from a local directory ({self.args.workdir}), then from the mount "
+                       f"(warmed: 3 fetches, checked byte for byte); 10b adds "
+                       f"`{NGINX_OPEN_FILE_CACHE}`; the raw column is the local directory "
+                       f"once more (measured before the filesystems' phases)")
         for n in self.notes:
             out.append(f"- note: {n}")
         return "\n".join(out) + "\n"
@@ -1334,6 +1454,19 @@ class Bench:
              "warm read from the disk cache ≥ 80% of reading the cache file"
              + ("" if w is None or ref is None else
                 f": {w:.0f} vs {ref:.0f} MiB/s = {100 * w / ref:.0f}%"))
+        for row, what in (("10", "nginx"),
+                          ("10b", "nginx with open_file_cache (not safe with s3vfs yet: "
+                                  "README.md)")):
+            r = R(("s3vfs", row))
+            if 10 not in self.phases:
+                break
+            if not r or r.get("error"):
+                line(None, f"{what}, 10 KiB page from the mount ≥ 70% of local disk")
+                continue
+            line(r["ratio"] >= 0.70,
+                 f"{what}, 10 KiB page from the mount (cached) ≥ 70% of local disk: "
+                 f"{r['rps']:,.0f} req/s = {100 * r['ratio']:.0f}% of {r['local_rps']:,.0f} "
+                 f"req/s (measured right before)")
         both = [r for r in self.results.values() if r["target"] == "s3vfs"
                 and r.get("s3vfs_stats") and r.get("requests") is not None]
         same = [r["row"] for r in both]
@@ -1384,6 +1517,12 @@ def fmt_cell(r: dict | None) -> str:
         parts.append(f"{r['us_per_stat']:.0f} µs/stat")
     if "iops" in r:
         parts.append(f"{r['iops']:.0f} IOPS")
+    if "rps" in r:
+        parts = [f"{r['rps']:,.0f} req/s"]
+        if r.get("ratio") is not None:
+            parts.append(f"{100 * r['ratio']:.0f}% of local disk ({r['local_rps']:,.0f} req/s)")
+        if r.get("wrk", {}).get("latency_ms") is not None:
+            parts.append(f"{r['wrk']['latency_ms']:.2f} ms avg")
     if r.get("row") == "9":
         parts = [f"seen after {fmt_s(r['wall_s'])}"]
     if r.get("extents"):
@@ -1421,8 +1560,9 @@ def parse_args(argv=None):
                     help="size of the big file (default 256; 16 with --quick)")
     ap.add_argument("--only", default=",".join(TARGETS),
                     help="comma-separated subset of raw,s3vfs,s3fs,rclone (default all)")
-    ap.add_argument("--phases", default=",".join(map(str, ALL_PHASES)),
-                    help="comma-separated phase numbers 1-9 (default all)")
+    ap.add_argument("--phases", default=",".join(map(str, DEFAULT_PHASES)),
+                    help="comma-separated phase numbers 1-10, or 'all' (default 1-9; phase 10, "
+                    "nginx, is opt-in)")
     ap.add_argument("--quick", action="store_true",
                     help="small sizes for a smoke run (16 MiB, 50 files, 500 objects)")
     ap.add_argument("--json", type=Path, help="write the results as JSON to this file")
@@ -1444,12 +1584,14 @@ def parse_args(argv=None):
     bad = [t for t in args.only if t not in TARGETS]
     if bad:
         ap.error(f"--only: unknown {', '.join(bad)} (choose from {', '.join(TARGETS)})")
+    if args.phases.strip() == "all":
+        args.phases = ",".join(map(str, ALL_PHASES))
     try:
         args.phases = sorted({int(p) for p in args.phases.split(",") if p.strip()})
     except ValueError:
-        ap.error("--phases: comma-separated numbers 1-9")
+        ap.error("--phases: comma-separated numbers 1-10")
     if not args.phases or any(p not in ALL_PHASES for p in args.phases):
-        ap.error("--phases: numbers 1-9")
+        ap.error("--phases: numbers 1-10")
     return args
 
 

@@ -345,8 +345,8 @@ static void test_defaults(void)
 	struct retry_policy p;
 
 	retry_policy_default(&p);
-	CHECK_INT(p.max_attempts, 5);
-	CHECK_INT(p.base_ms, 100);
+	CHECK_INT(p.max_attempts, 8);
+	CHECK_INT(p.base_ms, 200);
 	CHECK_INT(p.max_backoff_ms, 10000);
 	CHECK_INT(p.max_total_ms, 60000);
 }
@@ -359,6 +359,8 @@ static void test_budgets(void)
 	long wait = -1;
 
 	retry_policy_default(&p);
+	p.max_attempts = 5; /* the arithmetic below, whatever the defaults */
+	p.base_ms = 100;
 
 	/* Attempts: 1..4 may retry, the 5th was the last. */
 	for (int attempt = 1; attempt <= 4; attempt++)
@@ -446,6 +448,7 @@ static void test_backoff(void)
 	retry_policy_default(&p);
 	p.max_attempts = INT_MAX;
 	p.max_total_ms = LONG_MAX;
+	p.base_ms = 100;
 
 	/* cap(attempt): 100, 200, 400, ... then 10000 forever, overflow or not. */
 	static const struct {
