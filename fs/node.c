@@ -403,9 +403,10 @@ int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 	struct meta_entry e;
 	int rc = 0;
 
-	if (fi && fi->fh)
+	if (fi && fi->fh) {
 		handle_entry((struct fs_file *)(uintptr_t)fi->fh, &e);
-	else
+		fs_content_note_open(fs, path, (struct fs_file *)(uintptr_t)fi->fh);
+	} else
 		rc = fs_lookup(fs, path, &e);
 	if (rc < 0)
 		return rc;

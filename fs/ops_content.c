@@ -252,6 +252,31 @@ static void pins_changed(struct s3vfs *fs, struct chain *ch, const struct conten
 	}
 }
 
+void fs_content_note_open(struct s3vfs *fs, const char *path, struct fs_file *f)
+{
+	static const char blobs[] = "/.s3vfs/blobs/";
+	struct content_entry e;
+
+	if (!path || !fs->content)
+		return;
+	memset(&e, 0, sizeof(e));
+	pthread_mutex_lock(&f->lock);
+	const char *b = strstr(f->key, blobs);
+	bool blob = b && strlen(b + sizeof(blobs) - 1) == CONTENT_SHA_BUF - 1 && !f->staged;
+	if (blob) {
+		memcpy(e.blob, b + sizeof(blobs) - 1, CONTENT_SHA_BUF);
+		snprintf(e.etag, sizeof(e.etag), "%s", f->etag);
+		e.size = f->size;
+		e.mode = f->attr.mode & 07777;
+		e.mtime_ms = (int64_t)f->attr.mtime.tv_sec * 1000 + f->attr.mtime.tv_nsec / 1000000;
+	}
+	pthread_mutex_unlock(&f->lock);
+	/* The kernel now holds these attributes for stat_ttl more: the path
+	 * keeps being served from this version as long. */
+	if (blob)
+		pin_set(fs, path, &e);
+}
+
 /* ---- the tree a path sees ------------------------------------------------- */
 
 static struct fs_txn *txn_find_locked(struct fs_content *c, struct chain *ch)
@@ -886,11 +911,13 @@ int fs_content_flush_locked(struct s3vfs *fs, struct fs_file *f, bool force)
 	struct stat st;
 	int rc;
 
-	/* A flush after a write, or of a new or truncated file, saves it:
+	/* A flush after a write (or an attribute change) saves the file, and
 	 * close() returns once the change is committed (or staged). A shell's
-	 * "> file" closes a first descriptor before it writes: that saves the
-	 * empty file, and the write a second version. Each save is one change. */
-	if (!f->cf.written && !f->cf.fresh)
+	 * "> file" flushes its first descriptor before it writes: a new or
+	 * truncated file never written is therefore saved at the release of
+	 * its last descriptor, just after close() returned, so that the shell's
+	 * file is one version, not an empty one and then its content. */
+	if (!f->cf.written && !(force && f->cf.fresh))
 		return 0;
 	if (fstat(f->fd, &st) < 0)
 		return -errno;

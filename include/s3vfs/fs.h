@@ -337,6 +337,9 @@ int fs_content_flush_locked(struct s3vfs *fs, struct fs_file *f, bool force) WAR
 /* setxattr of FS_XATTR_TXN (begin, commit, abort) or FS_XATTR_ROLLBACK (N) on the chain. */
 int fs_content_control(struct s3vfs *fs, struct chain *ch, const char *name,
 		       const char *value) WARN_UNUSED;
+/* The attributes of f, open as path, were just told to the kernel (fstat):
+ * a content chain's file keeps that version for path (its pin). */
+void fs_content_note_open(struct s3vfs *fs, const char *path, struct fs_file *f);
 /* 1 and the staged changes when a transaction is open on ch in this mount. */
 int fs_content_txn_state(struct s3vfs *fs, struct chain *ch, size_t *out_n);
 

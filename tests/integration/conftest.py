@@ -366,3 +366,8 @@ def s3fs_mount(request, bucket, rgw_server, aws_env, tmp_path):
 
     yield mount
     mu.unmount_all(mounts, failed=_test_failed(request))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "nginx_allow(regex): nginx error-log lines a test expects "
+                                       "(test_nginx.py), each one a known limitation")

@@ -36,6 +36,7 @@ FAULT_LOG_ALLOW = (
     r" error: /\S*: upload at release failed$",
     r" error: /\S*: (fsync|flush|upload)",
     r" error: LIST \S*: ",
+    r" error: malformed listing reply from the server",
     r" error: (GET|HEAD|PUT|POST|DELETE) ",
     r" error: read of \S+",
 )

@@ -238,9 +238,9 @@ def test_unreachable_endpoint_fails_bounded(ctl, bucket):
             timeout=60)
     assert p.returncode == 1
     assert b"Connection refused" in p.stderr
-    # Retried with backoff, then given up: 5 attempts.
-    assert ctl.requests("head") == 5
-    assert ctl.last_stats["retries"] == 4
+    # Retried with backoff, then given up: 8 attempts.
+    assert ctl.requests("head") == 8
+    assert ctl.last_stats["retries"] == 7
 
 
 def test_dynamodb_conditional_update(ctl, ddb_table_name):
