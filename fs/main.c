@@ -300,7 +300,7 @@ static int cache_dir(struct s3vfs *fs, char **out)
 	 * else's to write (a planted database or staging file is never trusted). */
 	struct stat bst;
 	rc = mkdir_p(base);
-	if (rc == 0 && lstat(base, &bst) < 0)
+	if (rc == 0 && stat(base, &bst) < 0)
 		rc = -errno;
 	if (rc < 0) {
 		fprintf(stderr, "s3vfs: cannot create cache directory %s: %s\n", base,
