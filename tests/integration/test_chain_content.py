@@ -41,6 +41,8 @@ import nginxutil as nu
 from nginxutil import head, txn, txn_state, rollback, requests, delta, write, wait_until
 
 TTL = 1  # stat_ttl of the mounts
+from robustutil import make_watchdog_fixture  # noqa: E402
+
 TEST_TIMEOUT = 150.0  # a test still running after this has its mounts killed
 SNAP_EVERY = 32
 
@@ -52,31 +54,8 @@ def _umask_022():
     os.umask(old)
 
 
-@pytest.fixture
-def mount(s3vfs_mount):
-    """s3vfs_mount with a watchdog: after TEST_TIMEOUT seconds the test's daemons are killed,
-    so that a call blocked in a hung mount returns and the test fails instead of hanging."""
-    made = []
-    fired = threading.Event()
-
-    def make(*args, **kwargs):
-        m = s3vfs_mount(*args, **kwargs)
-        made.append(m)
-        return m
-
-    def fire():
-        fired.set()
-        for m in list(made):
-            m.cleanup()
-
-    timer = threading.Timer(TEST_TIMEOUT, fire)
-    timer.daemon = True
-    timer.start()
-    yield make
-    timer.cancel()
-    if fired.is_set():
-        pytest.fail(f"the test ran over {TEST_TIMEOUT:.0f}s: its mounts were killed",
-                    pytrace=False)
+# s3vfs_mount with a watchdog: a hung mount fails the test instead of hanging it.
+mount = make_watchdog_fixture(TEST_TIMEOUT)
 
 
 @pytest.fixture

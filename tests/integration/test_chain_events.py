@@ -35,6 +35,8 @@ from faultproxy import FaultProxy
 CHAIN = "user.s3vfs.chain"
 SUBDIRS = "user.s3vfs.chain.subdirs"
 TTL = 1  # stat_ttl of the mounts: what another mount does is seen this late at most
+from robustutil import make_watchdog_fixture  # noqa: E402
+
 TEST_TIMEOUT = 170.0  # seconds a test may take before its mounts are killed
 
 
@@ -45,32 +47,8 @@ def _umask_022():
     os.umask(old)
 
 
-@pytest.fixture
-def mount(s3vfs_mount):
-    """s3vfs_mount (conftest.py) with a watchdog: a test still running after TEST_TIMEOUT
-    seconds has its daemons killed, so that a call blocked in a hung mount returns (ENOTCONN)
-    and the test fails instead of hanging."""
-    made = []
-    fired = threading.Event()
-
-    def make(*args, **kwargs):
-        m = s3vfs_mount(*args, **kwargs)
-        made.append(m)
-        return m
-
-    def fire():
-        fired.set()
-        for m in list(made):
-            m.cleanup()
-
-    timer = threading.Timer(TEST_TIMEOUT, fire)
-    timer.daemon = True
-    timer.start()
-    yield make
-    timer.cancel()
-    if fired.is_set():
-        pytest.fail(f"the test ran over {TEST_TIMEOUT:.0f}s: its mounts were killed",
-                    pytrace=False)
+# s3vfs_mount with a watchdog: a hung mount fails the test instead of hanging it.
+mount = make_watchdog_fixture(TEST_TIMEOUT)
 
 
 @pytest.fixture

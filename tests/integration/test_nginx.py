@@ -37,6 +37,8 @@ import pytest
 import nginxutil as nu
 from nginxutil import HttpClient, delta, head, requests, txn, wait_until, write
 
+from robustutil import make_watchdog_fixture  # noqa: E402
+
 TEST_TIMEOUT = 150.0
 ERROR_LOG_BAD = re.compile(r"\[(error|crit|alert|emerg)\]")
 
@@ -48,30 +50,8 @@ def _umask_022():
     os.umask(old)
 
 
-@pytest.fixture
-def mount(s3vfs_mount):
-    """s3vfs_mount with a watchdog (as in test_chain_content.py)."""
-    made = []
-    fired = threading.Event()
-
-    def make(*args, **kwargs):
-        m = s3vfs_mount(*args, **kwargs)
-        made.append(m)
-        return m
-
-    def fire():
-        fired.set()
-        for m in list(made):
-            m.cleanup()
-
-    timer = threading.Timer(TEST_TIMEOUT, fire)
-    timer.daemon = True
-    timer.start()
-    yield make
-    timer.cancel()
-    if fired.is_set():
-        pytest.fail(f"the test ran over {TEST_TIMEOUT:.0f}s: its mounts were killed",
-                    pytrace=False)
+# s3vfs_mount with a watchdog: a hung mount fails the test instead of hanging it.
+mount = make_watchdog_fixture(TEST_TIMEOUT)
 
 
 @pytest.fixture
