@@ -553,7 +553,7 @@ void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	/* 1 MiB requests: fewer round trips through the kernel for large I/O. */
 	conn->max_write = 1u << 20;
 	conn->max_readahead = 4u << 20;
-	cfg->use_ino = 0;
+	cfg->use_ino = 1; /* fs_entry_to_stat() */
 	cfg->attr_timeout = fs->o.stat_ttl;
 	cfg->entry_timeout = fs->o.stat_ttl;
 	/* Names can appear without a create through this kernel (a changeset

@@ -55,9 +55,40 @@ void fs_defaults(const struct s3vfs *fs, bool is_dir, time_t last_modified,
 	out->is_dir = is_dir;
 }
 
-void fs_entry_to_stat(const struct s3vfs *fs, const struct meta_entry *e, struct stat *st)
+static uint64_t fnv_add(uint64_t h, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+static ino_t entry_ino(const char *dir, const char *name, const struct meta_entry *e)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	if (!name && strcmp(dir, "/") == 0)
+		return 1; /* the root's, as the kernel knows it */
+	h = fnv_add(h, dir);
+	if (name) {
+		if (strcmp(dir, "/") != 0)
+			h = fnv_add(h, "/");
+		h = fnv_add(h, name);
+	}
+	if (e->kind == META_KIND_FILE && e->etag[0]) {
+		h = (h ^ 0xffu) * 1099511628211ull; /* no path byte is 0xff in UTF-8 */
+		h = fnv_add(h, e->etag);
+	}
+	/* 0 is "no entry" to readdir(3) users, 1 the root, 0xffffffff libfuse's "unknown" */
+	if (h <= 1 || h == 0xffffffffu)
+		h += 2;
+	return (ino_t)h;
+}
+
+void fs_entry_to_stat(const struct s3vfs *fs, const char *dir, const char *name,
+		      const struct meta_entry *e, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
+	st->st_ino = entry_ino(dir, name, e);
 	st->st_mode = e->mode;
 	if ((st->st_mode & S_IFMT) == 0) {
 		if (e->kind == META_KIND_DIR)
@@ -394,6 +425,8 @@ static void handle_entry(struct fs_file *f, struct meta_entry *e)
 	e->gid = f->attr.gid;
 	e->mtime = f->attr.mtime;
 	e->ctime = f->attr.ctime;
+	if (!f->staged) /* the version it reads: the inode number says which */
+		snprintf(e->etag, sizeof(e->etag), "%s", f->etag);
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -403,14 +436,17 @@ int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 	struct meta_entry e;
 	int rc = 0;
 
-	if (fi && fi->fh) {
-		handle_entry((struct fs_file *)(uintptr_t)fi->fh, &e);
-		fs_content_note_open(fs, path, (struct fs_file *)(uintptr_t)fi->fh);
-	} else
+	struct fs_file *f = fi ? (struct fs_file *)(uintptr_t)fi->fh : NULL;
+	if (f) {
+		handle_entry(f, &e);
+		fs_content_note_open(fs, path, f);
+	} else {
 		rc = fs_lookup(fs, path, &e);
+	}
 	if (rc < 0)
 		return rc;
-	fs_entry_to_stat(fs, &e, st);
+	/* (no path: the file was unlinked while open; its key names it) */
+	fs_entry_to_stat(fs, path ? path : f->key, NULL, &e, st);
 	meta_entry_cleanup(&e);
 	return 0;
 }

@@ -480,6 +480,7 @@ int fs_chain_lookup(struct s3vfs *fs, const struct fs_cpath *cp, struct meta_ent
 
 struct dir_emit {
 	struct s3vfs *fs;
+	const char *dir;
 	void *buf;
 	fuse_fill_dir_t filler;
 	enum fuse_fill_dir_flags flags;
@@ -495,14 +496,14 @@ static int on_link(void *arg, const struct chain_link *l)
 	if (chain_view_name(l, name, sizeof(name)) < 0)
 		return 0;
 	link_entry(d->fs, l, &e);
-	fs_entry_to_stat(d->fs, &e, &st);
+	fs_entry_to_stat(d->fs, d->dir, name, &e, &st);
 	return d->filler(d->buf, name, &st, 0, d->flags) ? 1 : 0;
 }
 
-int fs_chain_readdir(struct s3vfs *fs, struct chain *ch, void *buf, fuse_fill_dir_t filler,
-		     enum fuse_fill_dir_flags flags)
+int fs_chain_readdir(struct s3vfs *fs, struct chain *ch, const char *path, void *buf,
+		     fuse_fill_dir_t filler, enum fuse_fill_dir_flags flags)
 {
-	struct dir_emit d = { .fs = fs, .buf = buf, .filler = filler, .flags = flags };
+	struct dir_emit d = { .fs = fs, .dir = path, .buf = buf, .filler = filler, .flags = flags };
 	int rc = chain_refresh(fs->chains, ch, false);
 
 	if (rc < 0)

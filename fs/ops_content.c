@@ -448,6 +448,7 @@ int fs_content_lookup(struct s3vfs *fs, const struct fs_cpath *cp, struct meta_e
 
 struct lister {
 	struct s3vfs *fs;
+	const char *dir;
 	void *buf;
 	fuse_fill_dir_t filler;
 	enum fuse_fill_dir_flags flags;
@@ -468,14 +469,14 @@ static int on_child(void *arg, const char *name, const struct content_entry *e)
 			  : e	? e->mode & 07777
 				: 0755,
 			  e ? e->mtime_ms : 0, &me);
-	fs_entry_to_stat(l->fs, &me, &st);
+	fs_entry_to_stat(l->fs, l->dir, name, &me, &st);
 	return l->filler(l->buf, name, &st, 0, l->flags) ? 1 : 0;
 }
 
 int fs_content_readdir(struct s3vfs *fs, const struct fs_cpath *cp, void *buf,
 		       fuse_fill_dir_t filler, enum fuse_fill_dir_flags flags)
 {
-	struct lister l = { .fs = fs, .buf = buf, .filler = filler, .flags = flags };
+	struct lister l = { .fs = fs, .dir = cp->path, .buf = buf, .filler = filler, .flags = flags };
 	struct where w;
 	int rc = locate(fs, cp, &w);
 

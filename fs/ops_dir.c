@@ -22,6 +22,7 @@
 /* Emits children, merging a file and a directory of the same name. */
 struct emitter {
 	struct s3vfs *fs;
+	const char *dir;
 	void *buf;
 	fuse_fill_dir_t filler;
 	enum fuse_fill_dir_flags flags;
@@ -43,7 +44,7 @@ static void emit(struct emitter *em, const char *name, const struct meta_entry *
 {
 	struct stat st;
 
-	fs_entry_to_stat(em->fs, e, &st);
+	fs_entry_to_stat(em->fs, em->dir, name, e, &st);
 	if (em->have_prev && strcmp(em->prev, name) == 0) {
 		if (S_ISDIR(st.st_mode))
 			em->prev_st = st; /* the directory wins */
@@ -276,7 +277,7 @@ static int chain_readdir(struct s3vfs *fs, const char *path, const char *dkey, b
 		return rc;
 	rc = fs_chain_dir(fs, dkey, check, ch);
 	if (rc == 1)
-		rc = fs_chain_readdir(fs, *ch, buf, filler, flags);
+		rc = fs_chain_readdir(fs, *ch, path, buf, filler, flags);
 	else if (rc == 2) {
 		memset(&cp, 0, sizeof(cp));
 		cp.ch = *ch;
@@ -296,7 +297,7 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
 	       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	struct s3vfs *fs = fs_ctx();
-	struct emitter em = { .fs = fs, .buf = buf, .filler = filler };
+	struct emitter em = { .fs = fs, .dir = path, .buf = buf, .filler = filler };
 	char dkey[OBJMAP_KEY_BUF];
 	int64_t age = -1;
 	int rc;

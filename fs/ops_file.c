@@ -30,13 +30,32 @@ struct fs_file *fs_open_find(struct s3vfs *fs, const char *key)
 
 	pthread_mutex_lock(&fs->open_lock);
 	for (f = fs->open_files; f; f = f->next) {
-		if (strcmp(f->key, key) == 0) {
+		if (!f->superseded && strcmp(f->key, key) == 0) {
 			f->refs++;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&fs->open_lock);
 	return f;
+}
+
+/*
+ * An open file that only reads a version of its key older than e's (the
+ * object changed since it was opened): a new open must read e's version,
+ * so it gets a handle of its own instead of sharing this one. Called under
+ * open_lock, whose order is after the handle's lock: a busy handle is taken
+ * as not stale (shared, as before: it is the current one a moment later).
+ */
+static bool stale_beside(struct fs_file *f, const struct meta_entry *e)
+{
+	bool stale;
+
+	if (!e->etag[0] || pthread_mutex_trylock(&f->lock) != 0)
+		return false;
+	stale = !f->staged && !f->dirty && !f->unlinked && !f->cf.ch && f->etag[0] &&
+		strcmp(f->etag, e->etag) != 0;
+	pthread_mutex_unlock(&f->lock);
+	return stale;
 }
 
 static void file_free(struct s3vfs *fs, struct fs_file *f)
@@ -149,8 +168,12 @@ int fs_file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e, s
 
 	pthread_mutex_lock(&fs->open_lock);
 	for (f = fs->open_files; f; f = f->next) {
-		if (strcmp(f->key, key) == 0)
+		if (!f->superseded && strcmp(f->key, key) == 0)
 			break;
+	}
+	if (f && stale_beside(f, e)) {
+		f->superseded = true;
+		f = NULL;
 	}
 	if (f) {
 		f->refs++;
@@ -422,10 +445,18 @@ bool fs_kc_keep(struct s3vfs *fs, const char *key, const char *etag)
 
 void fs_file_opened(struct s3vfs *fs, struct fs_file *f, struct fuse_file_info *fi)
 {
+	/* (f->lock is not held: it comes before open_lock) */
 	pthread_mutex_lock(&fs->open_lock);
 	f->opens++;
 	pthread_mutex_unlock(&fs->open_lock);
 	fi->fh = (uintptr_t)f;
+	/* A descriptor that cannot write, on a file with nothing to upload (not
+	 * created or truncated by this open), has nothing to say at close(2):
+	 * the kernel skips its FLUSH, one round trip less per read-only open (a
+	 * web server opens and closes a hot file on every request). */
+	pthread_mutex_lock(&f->lock);
+	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY && !f->dirty;
+	pthread_mutex_unlock(&f->lock);
 }
 
 static struct fs_file *fh(struct fuse_file_info *fi)
@@ -453,10 +484,10 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 		return rc;
 	if (e.kind == META_KIND_DIR)
 		rc = -EISDIR;
-	if (rc == 0 && !(fi->flags & O_TRUNC))
-		fi->keep_cache = fs_kc_keep(fs, key, e.etag);
 	if (rc == 0)
 		rc = fs_file_get(fs, key, &e, &f);
+	if (rc == 0 && !(fi->flags & O_TRUNC))
+		fi->keep_cache = fs_kc_keep(fs, key, e.etag);
 	bool pending = rc == 0 && !e.etag[0] && upload_is_pending(fs->up, key);
 	meta_entry_cleanup(&e);
 	if (rc < 0)
@@ -553,7 +584,6 @@ int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_fil
 	struct fs_file *f = fh(fi);
 	int rc;
 
-	(void)path;
 	pthread_mutex_lock(&f->lock);
 	if (f->staged) {
 		ssize_t n = pread(f->fd, buf, size, off);

@@ -191,6 +191,9 @@ struct fs_file {
 	struct fs_file *next; /* protected by fs->open_lock */
 	int refs;	      /* protected by fs->open_lock */
 	int opens;	      /* descriptors not released yet; protected by fs->open_lock */
+	/* A newer version of key was opened beside it: it only serves the
+	 * descriptors it has, and opens by key no longer find it. */
+	bool superseded; /* protected by fs->open_lock */
 	pthread_mutex_t lock;
 	char key[OBJMAP_KEY_BUF];
 	/* Everything below is protected by lock. */
@@ -225,7 +228,15 @@ void fs_cache_result(int rc, const char *what);
 #define fs_cached(call) fs_cache_result((call), #call)
 
 /* fs/node.c: attributes of paths. */
-void fs_entry_to_stat(const struct s3vfs *fs, const struct meta_entry *e, struct stat *st);
+/*
+ * The attributes of e, at path dir (name NULL) or at dir/name. Its inode
+ * number is made of the path and, for a file, the version (ETag) it shows:
+ * a file whose content changes gets a new number, as a file replaced by
+ * rename(2) does on a disk, so programs that keep a descriptor while they
+ * watch the name (nginx's open_file_cache, tail -F) open it again.
+ */
+void fs_entry_to_stat(const struct s3vfs *fs, const char *dir, const char *name,
+		      const struct meta_entry *e, struct stat *st);
 /* Resolve path: 0 and *out (clean up) or -ENOENT, -EIO... */
 int fs_lookup(struct s3vfs *fs, const char *path, struct meta_entry *out) WARN_UNUSED;
 /* HEAD key and install the result; out may be NULL. -ENOENT if absent. */
@@ -283,8 +294,8 @@ int fs_chain_route(struct s3vfs *fs, const char *path, bool check,
 		   struct fs_cpath *out) WARN_UNUSED;
 int fs_chain_lookup(struct s3vfs *fs, const struct fs_cpath *cp,
 		    struct meta_entry *out) WARN_UNUSED;
-int fs_chain_readdir(struct s3vfs *fs, struct chain *ch, void *buf, fuse_fill_dir_t filler,
-		     enum fuse_fill_dir_flags flags) WARN_UNUSED;
+int fs_chain_readdir(struct s3vfs *fs, struct chain *ch, const char *path, void *buf,
+		     fuse_fill_dir_t filler, enum fuse_fill_dir_flags flags) WARN_UNUSED;
 int fs_chain_create(struct s3vfs *fs, const struct fs_cpath *cp, const char *path, mode_t mode,
 		    struct fuse_file_info *fi) WARN_UNUSED;
 int fs_chain_open(struct s3vfs *fs, const struct fs_cpath *cp, const char *path,

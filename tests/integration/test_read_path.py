@@ -100,3 +100,53 @@ def test_cache_size_zero_turns_the_disk_cache_off(s3vfs_mount, s3, bucket):
     before = m.stats()["requests"]["get"]
     assert (m.path / "z").read_bytes() == b"z" * MIB
     assert m.stats()["requests"]["get"] - before >= 1
+
+
+def test_a_file_kept_open_does_not_hide_a_newer_version(s3vfs_mount, s3, bucket):
+    """A hot file is often open all the time (overlapping requests of a web server): a new
+    open after stat_ttl must read the object's new version, not share the old descriptor's."""
+    import time
+    s3.put_object(Bucket=bucket, Key="busy", Body=b"1" * 5000)
+    m = s3vfs_mount(bucket, opts={"stat_ttl": 1})
+    with open(m.path / "busy", "rb") as old:
+        assert old.read() == b"1" * 5000
+        s3.put_object(Bucket=bucket, Key="busy", Body=b"2" * 7000)
+        time.sleep(1.5)
+        with open(m.path / "busy", "rb") as new:
+            assert os.fstat(new.fileno()).st_size == 7000
+            assert new.read() == b"2" * 7000
+        assert (m.path / "busy").read_bytes() == b"2" * 7000
+
+
+def test_inode_numbers_name_the_version(s3vfs_mount, s3, bucket):
+    """A file's inode number is the same for every stat and listing of one version, on every
+    mount, and another number once its content changed (nginx's open_file_cache and tail -F
+    then open it again); a directory's never changes."""
+    import time
+    s3.put_object(Bucket=bucket, Key="d/f", Body=b"one")
+    m = s3vfs_mount(bucket, opts={"stat_ttl": 1})
+    m2 = s3vfs_mount(bucket, opts={"stat_ttl": 1})
+    st = os.stat(m.path / "d" / "f")
+    dino = os.stat(m.path / "d").st_ino
+    listed = {e.name: e.inode() for e in os.scandir(m.path / "d")}
+    assert listed == {"f": st.st_ino}
+    assert {e.name: e.inode() for e in os.scandir(m.path)}["d"] == dino
+    with open(m.path / "d" / "f", "rb") as fh:
+        assert os.fstat(fh.fileno()).st_ino == st.st_ino
+    assert os.stat(m2.path / "d" / "f").st_ino == st.st_ino
+    assert len({st.st_ino, dino, os.stat(m.path).st_ino}) == 3
+
+    s3.put_object(Bucket=bucket, Key="d/f", Body=b"two!")
+    time.sleep(1.5)
+    st2 = os.stat(m.path / "d" / "f")
+    assert st2.st_size == 4 and st2.st_ino != st.st_ino
+    assert os.stat(m.path / "d").st_ino == dino
+    assert {e.name: e.inode() for e in os.scandir(m.path / "d")} == {"f": st2.st_ino}
+
+    # written through the mount: a new number once uploaded, stable after
+    (m.path / "d" / "f").write_bytes(b"three")
+    st3 = os.stat(m.path / "d" / "f")
+    assert st3.st_ino not in (st.st_ino, st2.st_ino)
+    time.sleep(1.5)
+    assert os.stat(m.path / "d" / "f").st_ino == st3.st_ino
+    assert os.stat(m2.path / "d" / "f").st_ino == st3.st_ino
