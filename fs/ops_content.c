@@ -476,7 +476,9 @@ static int on_child(void *arg, const char *name, const struct content_entry *e)
 int fs_content_readdir(struct s3vfs *fs, const struct fs_cpath *cp, void *buf,
 		       fuse_fill_dir_t filler, enum fuse_fill_dir_flags flags)
 {
-	struct lister l = { .fs = fs, .dir = cp->path, .buf = buf, .filler = filler, .flags = flags };
+	struct lister l = {
+		.fs = fs, .dir = cp->path, .buf = buf, .filler = filler, .flags = flags
+	};
 	struct where w;
 	int rc = locate(fs, cp, &w);
 
