@@ -218,10 +218,10 @@ def test_open_file_cache_serves_an_overwrite_whole(mount, nginx, s3, bucket, rec
     """nginx's open_file_cache keeps a descriptor and re-checks the file by name every
     open_file_cache_valid: the same inode number with a new size and mtime means "the same
     file, changed in place", so it keeps the descriptor and takes the new size. An s3vfs
-    descriptor keeps serving the version it was opened on, so the inode number must change
-    with the content (or the descriptor must follow it). (Bug: same inode, old bytes, new
-    size: nginx answers with the new Content-Length and aborts after the old bytes, for as
-    long as the file stays hot.)"""
+    descriptor keeps serving the version it was opened on, so the inode number changes with
+    the content, and nginx opens the file again. (Before that: same inode, old bytes, new
+    size: nginx answered with the new Content-Length and aborted after the old bytes, for as
+    long as the file stayed hot.)"""
     ttl = 1
     s3.put_object(Bucket=bucket, Key="obj.txt", Body=b"short v1\n")
     m = mount(bucket, opts={"stat_ttl": ttl})
@@ -247,6 +247,7 @@ def test_open_file_cache_serves_an_overwrite_whole(mount, nginx, s3, bucket, rec
     c.close()
     record_property("open_file_cache_overwrite", seen)
     ino2 = os.stat(m.path / "obj.txt").st_ino
+    assert ino2 != ino, "the inode number did not change with the content"
     assert seen[-1][1] == v2 and all(b in (b"short v1\n", v2) for _, b in seen), (
         f"with open_file_cache: {seen} (inode {ino} before, {ino2} after the overwrite)")
 
