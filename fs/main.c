@@ -627,10 +627,14 @@ static int serve(struct s3vfs *fs, struct fuse_args *args)
 	/* Threads start after the fork of fuse_daemonize(). */
 	if (upload_engine_start(fs->up) < 0)
 		log_error("pending uploads of an earlier run could not be resumed");
+	if (fs_retire_start(fs) < 0)
+		log_warn("no helper thread for retiring inodes: a file that changes while it is "
+			 "open shows its new version on the same inode");
 	log_info("mounted %s on %s", fs->bucket, fs->mountpoint);
 	/* The loop returns the signal that ended it: a SIGTERM is a clean exit. */
 	int lrc = fuse_loop_mt(fuse, &lc);
 	rc = lrc == 0 || lrc == SIGTERM || lrc == SIGINT || lrc == SIGHUP ? 0 : 1;
+	fs_retire_stop(fs);
 	fs_files_close_all(fs);
 	if (upload_engine_drain(fs->up, (long)fs->o.unmount_timeout * 1000) < 0)
 		log_warn("%" PRIu64 " uploads still pending at unmount; they are kept in %s "

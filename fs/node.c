@@ -412,7 +412,7 @@ int fs_lookup(struct s3vfs *fs, const char *path, struct meta_entry *out)
 }
 
 /* Attributes of an open file, by its handle (it may be unlinked by now). */
-static void handle_entry(struct fs_file *f, struct meta_entry *e)
+void fs_handle_entry(struct fs_file *f, struct meta_entry *e)
 {
 	struct stat st;
 
@@ -430,6 +430,28 @@ static void handle_entry(struct fs_file *f, struct meta_entry *e)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/*
+ * A plain file's new version while a descriptor reads the old one: the path
+ * shows the old version until its inode is retired (retire.c).
+ */
+static void old_version_shown(struct s3vfs *fs, const char *path, struct meta_entry *e)
+{
+	char key[OBJMAP_KEY_BUF];
+	struct fs_file *f;
+
+	if (!fs->retire || e->kind != META_KIND_FILE || !e->etag[0] ||
+	    fs_key(fs, path, OBJMAP_FILE, key) < 0)
+		return;
+	f = fs_old_version_open(fs, key, e);
+	if (!f)
+		return;
+	if (fs_retire_path(fs, path, f)) {
+		meta_entry_cleanup(e);
+		fs_handle_entry(f, e);
+	}
+	fs_file_put(fs, f);
+}
+
 int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	struct s3vfs *fs = fs_ctx();
@@ -438,10 +460,12 @@ int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 
 	struct fs_file *f = fi ? (struct fs_file *)(uintptr_t)fi->fh : NULL;
 	if (f) {
-		handle_entry(f, &e);
+		fs_handle_entry(f, &e);
 		fs_content_note_open(fs, path, f);
 	} else {
 		rc = fs_lookup(fs, path, &e);
+		if (rc == 0)
+			old_version_shown(fs, path, &e);
 	}
 	if (rc < 0)
 		return rc;

@@ -424,6 +424,34 @@ static int tree_stat(struct s3vfs *fs, const struct where *w, struct meta_entry 
 	return -ENOENT;
 }
 
+/*
+ * The handle of a blob a descriptor opened at cp->path still reads, when the
+ * path now shows another blob: the path shows that one until its inode is
+ * retired (retire.c). A reference or NULL.
+ */
+static struct fs_file *old_blob_open(struct s3vfs *fs, const struct fs_cpath *cp, const char *blob)
+{
+	char key[OBJMAP_KEY_BUF];
+	struct fs_file *f;
+
+	if (!fs->retire || content_blob_key(cp->ch, blob, key, sizeof(key)) < 0)
+		return NULL;
+	pthread_mutex_lock(&fs->open_lock);
+	for (f = fs->open_files; f; f = f->next) {
+		if (f->kpath && !f->superseded && f->opens > 0 && strcmp(f->kpath, cp->path) == 0 &&
+		    strcmp(f->key, key) != 0)
+			break;
+	}
+	if (f)
+		f->refs++;
+	pthread_mutex_unlock(&fs->open_lock);
+	if (f && fs_retire_path(fs, cp->path, f))
+		return f;
+	if (f)
+		fs_file_put(fs, f);
+	return NULL;
+}
+
 int fs_content_lookup(struct s3vfs *fs, const struct fs_cpath *cp, struct meta_entry *out)
 {
 	struct content_entry ce;
@@ -438,8 +466,15 @@ int fs_content_lookup(struct s3vfs *fs, const struct fs_cpath *cp, struct meta_e
 	}
 	memset(&ce, 0, sizeof(ce));
 	rc = tree_stat(fs, &w, out, &ce);
-	if (rc == 0 && out->kind == META_KIND_FILE && !w.history)
+	struct fs_file *old = NULL;
+	if (rc == 0 && out->kind == META_KIND_FILE && !w.history &&
+	    (old = old_blob_open(fs, cp, ce.blob)) != NULL) {
+		meta_entry_cleanup(out);
+		fs_handle_entry(old, out);
+		fs_file_put(fs, old);
+	} else if (rc == 0 && out->kind == META_KIND_FILE && !w.history) {
 		pin_set(fs, cp->path, &ce);
+	}
 	where_cleanup(&w);
 	return rc;
 }
@@ -896,13 +931,32 @@ int fs_content_open(struct s3vfs *fs, const struct fs_cpath *cp, struct fuse_fil
 		ce = pinned;
 		file_entry(fs, &ce, false, &e);
 	}
-	rc = content_blob_key(cp->ch, ce.blob, key, sizeof(key));
-	if (rc < 0)
-		return rc;
-	fi->keep_cache = fs_kc_keep(fs, cp->path, ce.blob);
+	struct fs_file *old = w.history ? NULL : old_blob_open(fs, cp, ce.blob);
+	if (old) { /* the inode's version, until it is retired */
+		snprintf(key, sizeof(key), "%s", old->key);
+		meta_entry_cleanup(&e);
+		fs_handle_entry(old, &e);
+		fs_file_put(fs, old);
+		fi->keep_cache = 1;
+	} else {
+		rc = content_blob_key(cp->ch, ce.blob, key, sizeof(key));
+		if (rc < 0)
+			return rc;
+		fi->keep_cache = fs_kc_keep(fs, cp->path, ce.blob);
+	}
 	rc = fs_file_get(fs, key, &e, &f);
 	if (rc < 0)
 		return rc;
+	if (!w.history) {
+		char *kp = strdup(cp->path);
+		pthread_mutex_lock(&fs->open_lock);
+		if (!f->kpath) {
+			f->kpath = kp;
+			kp = NULL;
+		}
+		pthread_mutex_unlock(&fs->open_lock);
+		free(kp);
+	}
 	fs_file_opened(fs, f, fi);
 	return 0;
 }

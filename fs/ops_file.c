@@ -67,6 +67,7 @@ static void file_free(struct s3vfs *fs, struct fs_file *f)
 		unlink(f->staging);
 	fs_ra_cleanup(f);
 	free(f->cf.pkey);
+	free(f->kpath);
 	s3attr_kvlist_cleanup(&f->extra);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
@@ -143,6 +144,27 @@ void fs_files_close_all(struct s3vfs *fs)
 	while (fs->live_files > 0)
 		pthread_cond_wait(&fs->files_gone, &fs->open_lock);
 	pthread_mutex_unlock(&fs->open_lock);
+}
+
+struct fs_file *fs_old_version_open(struct s3vfs *fs, const char *key, const struct meta_entry *e)
+{
+	struct fs_file *f = fs_open_find(fs, key);
+	bool old = false;
+
+	if (!f)
+		return NULL;
+	pthread_mutex_lock(&f->lock);
+	old = !f->staged && !f->dirty && !f->unlinked && !f->cf.ch && f->etag[0] && e->etag[0] &&
+	      strcmp(f->etag, e->etag) != 0;
+	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_lock(&fs->open_lock);
+	old = old && f->opens > 0;
+	pthread_mutex_unlock(&fs->open_lock);
+	if (!old) {
+		fs_file_put(fs, f);
+		return NULL;
+	}
+	return f;
 }
 
 int fs_file_get(struct s3vfs *fs, const char *key, const struct meta_entry *e, struct fs_file **out)
@@ -484,10 +506,24 @@ int fs_open(const char *path, struct fuse_file_info *fi)
 		return rc;
 	if (e.kind == META_KIND_DIR)
 		rc = -EISDIR;
+	bool old = false;
+	if (rc == 0 && (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC) &&
+	    fs->retire) {
+		/* Descriptors read an older version: this one too, on the
+		 * same inode, until the inode is retired (retire.c). */
+		struct fs_file *of = fs_old_version_open(fs, key, &e);
+		if (of && fs_retire_path(fs, path, of)) {
+			meta_entry_cleanup(&e);
+			fs_handle_entry(of, &e);
+			old = true;
+		}
+		if (of)
+			fs_file_put(fs, of);
+	}
 	if (rc == 0)
 		rc = fs_file_get(fs, key, &e, &f);
 	if (rc == 0 && !(fi->flags & O_TRUNC))
-		fi->keep_cache = fs_kc_keep(fs, key, e.etag);
+		fi->keep_cache = old || fs_kc_keep(fs, key, e.etag);
 	bool pending = rc == 0 && !e.etag[0] && upload_is_pending(fs->up, key);
 	meta_entry_cleanup(&e);
 	if (rc < 0)
@@ -734,7 +770,10 @@ int fs_release(const char *path, struct fuse_file_info *fi)
 	pthread_mutex_unlock(&f->lock);
 	pthread_mutex_lock(&fs->open_lock);
 	f->opens--;
+	bool gone = f->superseded && f->opens == 0;
 	pthread_mutex_unlock(&fs->open_lock);
+	if (gone) /* its hidden name, if it was retired, goes too */
+		fs_retire_released(fs, f);
 	fs_file_put(fs, f);
 	return 0;
 }

@@ -112,7 +112,8 @@ struct s3vfs {
 
 	/* Which version of each file the kernel's page cache holds (ops_file.c). */
 	pthread_mutex_t kc_lock;
-	struct fs_kc_slot *kc; /* FS_KC_SLOTS slots, protected by kc_lock */
+	struct fs_kc_slot *kc;	  /* FS_KC_SLOTS slots, protected by kc_lock */
+	struct fs_retire *retire; /* new inodes for changed files (retire.c) */
 };
 
 #define FS_KC_SLOTS 4096
@@ -194,6 +195,10 @@ struct fs_file {
 	/* A newer version of key was opened beside it: it only serves the
 	 * descriptors it has, and opens by key no longer find it. */
 	bool superseded; /* protected by fs->open_lock */
+	/* A content chain's blob: the path it was first opened at, so that the
+	 * path's older version is found while it is open (retire.c); a blob
+	 * shown at two paths is known at the first. Protected by fs->open_lock. */
+	char *kpath;
 	pthread_mutex_t lock;
 	char key[OBJMAP_KEY_BUF];
 	/* Everything below is protected by lock. */
@@ -396,6 +401,31 @@ int fs_file_flush_locked(struct s3vfs *fs, struct fs_file *f) WARN_UNUSED;
 
 /* Remember that the kernel's pages of key are of version etag. */
 void fs_kc_note(struct s3vfs *fs, const char *key, const char *etag);
+/*
+ * fs/retire.c: a new inode for a path whose version changed while
+ * descriptors of the old one (f) are open; see there.
+ * fs_retire_path: queue path (with a reference to f); true: the path shows
+ * f's version until it is retired (false: show the new one on the old
+ * inode). The others answer the operations on the hidden names: 0 (or
+ * false) when path is not one of them; fs_retire_getattr fills e (1) or
+ * says -ENOENT/-ESTALE; fs_retire_open says -ESTALE; rename and unlink are
+ * the helper's own. fs_retire_released: f's last descriptor is gone.
+ */
+int fs_retire_start(struct s3vfs *fs) WARN_UNUSED;
+bool fs_retire_path(struct s3vfs *fs, const char *path, struct fs_file *f);
+int fs_retire_getattr(struct s3vfs *fs, const char *path, struct meta_entry *e);
+int fs_retire_open(struct s3vfs *fs, const char *path);
+bool fs_retire_rename(struct s3vfs *fs, const char *from, const char *to);
+bool fs_retire_unlink(struct s3vfs *fs, const char *path);
+void fs_retire_released(struct s3vfs *fs, struct fs_file *f);
+void fs_retire_stop(struct s3vfs *fs);
+/*
+ * The open handle of key reading a version other than e's (the object
+ * changed since it was opened) while a descriptor has it open: a reference,
+ * or NULL. fs_handle_entry: the attributes (and ETag) such a handle reads.
+ */
+struct fs_file *fs_old_version_open(struct s3vfs *fs, const char *key, const struct meta_entry *e);
+void fs_handle_entry(struct fs_file *f, struct meta_entry *e);
 /* Does the kernel hold pages of this version of key? (and note it) */
 bool fs_kc_keep(struct s3vfs *fs, const char *key, const char *etag);
 /* The open file of key (a new reference), made from e when there is none. */

@@ -1455,8 +1455,8 @@ class Bench:
              + ("" if w is None or ref is None else
                 f": {w:.0f} vs {ref:.0f} MiB/s = {100 * w / ref:.0f}%"))
         for row, what in (("10", "nginx"),
-                          ("10b", "nginx with open_file_cache, one worker (the "
-                                  "configuration to deploy with: tests/bench/README.md)")):
+                          ("10b", "nginx with open_file_cache (the configuration to "
+                                  "deploy with: tests/bench/README.md)")):
             r = R(("s3vfs", row))
             if 10 not in self.phases:
                 break

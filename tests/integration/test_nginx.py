@@ -18,7 +18,8 @@ The guarantee of a deploy, as tested (test_atomic_deploy_200_files):
   * every body is exactly one version of its file (never a mix, never a wrong length);
   * once the client has received N+1 for any file at time T, every request that starts
     after T + stat_ttl gets N+1 for every file (a mount shows one version's tree; a file whose
-    attributes it reported to the kernel within stat_ttl is served from that version).
+    attributes it reported to the kernel within stat_ttl is served from that version); with
+    nginx's open_file_cache, after T + stat_ttl + 2 x open_file_cache_valid.
 """
 from __future__ import annotations
 
@@ -203,17 +204,6 @@ def test_s3_overwrite_and_published_version_served_within_stat_ttl(
           f"version after {seen_pub:.2f}s")
 
 
-# Known limitation (README "Content chains", tests/bench/README.md): the kernel keeps one page
-# cache per FUSE inode, and an inode is a path, so two versions of a file cannot both be in it.
-# A second nginx worker keeps its descriptor of the old version (and its size) for up to
-# open_file_cache_valid after the first worker opened the new one, and sendfile(2) reads the
-# shared pages whatever the descriptor (even with direct_io): old size, new bytes.
-OPEN_FILE_CACHE_WORKERS = pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: open_file_cache with several nginx workers can send the new "
-           "bytes with the old size during a switch (one page cache per path)")
-
-
 def test_open_file_cache_serves_an_overwrite_whole(mount, nginx, s3, bucket, record_property):
     """nginx's open_file_cache keeps a descriptor and re-checks the file by name every
     open_file_cache_valid: the same inode number with a new size and mtime means "the same
@@ -357,20 +347,21 @@ def _page(k: int, ver: int) -> bytes:
 # logs it (the client sees a broken connection, never a body mixing two versions, which the
 # test checks). Tolerated here, counted, and reported; everything else is checked as written.
 @pytest.mark.nginx_allow(r"sendfile\(\) reported that .* was truncated")
-@pytest.mark.parametrize("variant", ["plain", "open_file_cache",
-                                     pytest.param("open_file_cache_2_workers",
-                                                  marks=OPEN_FILE_CACHE_WORKERS)])
+@pytest.mark.parametrize("variant", ["plain", "open_file_cache", "open_file_cache_2_workers"])
 def test_atomic_deploy_200_files(mount, chain_opts, nginx, bucket, tmp_path, record_property,
                                  variant):
     """The guarantee of the module docstring, with nginx as in the issue (plain), and as
-    tests/bench/README.md recommends it (open_file_cache with one worker: a descriptor is
-    re-checked every open_file_cache_valid, which adds to the switch; a changed inode number
-    makes nginx open the file again). Two clients with open_file_cache; with two workers,
-    each keeps its own descriptors, of either version, on the same file (the xfail above)."""
+    tests/bench/README.md recommends it (open_file_cache, one worker and two: each worker
+    keeps its own descriptors, of either version, on the same file). With open_file_cache
+    a descriptor is re-checked every open_file_cache_valid; the re-check that finds the
+    change still sees the old version while its inode is retired (fs/retire.c: the old
+    descriptors keep their pages), the next one sees the new inode number and opens the
+    file again: two open_file_cache_valid periods add to the switch. Two clients with
+    open_file_cache."""
     ttl = 2
     ofc = variant.startswith("open_file_cache")
     workers = 2 if variant.endswith("2_workers") else 1
-    extra_delay = 1.0 if ofc else 0.0  # open_file_cache_valid
+    extra_delay = 2.0 if ofc else 0.0  # two open_file_cache_valid periods
     N = 1
     pages = 200
     a = mount(bucket, opts=chain_opts(stat_ttl=1))
@@ -470,7 +461,7 @@ def test_atomic_deploy_200_files(mount, chain_opts, nginx, bucket, tmp_path, rec
                     if t0 > T + bound and body != new[k]]
         if late_old:
             problems.append(f"not N+1 for requests started more than {bound}s (stat_ttl"
-                            f"{' + open_file_cache_valid' if ofc else ''}) after the client "
+                            f"{' + 2 x open_file_cache_valid' if ofc else ''}) after the client "
                             f"first saw N+1: {late_old[:10]} ({len(late_old)})")
         after = [body for k, t0, _, _, body in log if t0 > T + bound]
         if not after:
