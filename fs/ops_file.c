@@ -39,12 +39,20 @@ struct fs_file *fs_open_find(struct s3vfs *fs, const char *key)
 	return f;
 }
 
+/* f (locked) only reads a version of its key other than e's: the object
+ * changed since it was opened, and this mount has nothing of its own in it. */
+static bool reads_other_version_locked(const struct fs_file *f, const struct meta_entry *e)
+{
+	return !f->staged && !f->dirty && !f->unlinked && !f->cf.ch && f->etag[0] && e->etag[0] &&
+	       strcmp(f->etag, e->etag) != 0;
+}
+
 /*
- * An open file that only reads a version of its key older than e's (the
- * object changed since it was opened): a new open must read e's version,
- * so it gets a handle of its own instead of sharing this one. Called under
- * open_lock, whose order is after the handle's lock: a busy handle is taken
- * as not stale (shared, as before: it is the current one a moment later).
+ * An open file that reads an older version than e's: a new open must read
+ * e's version, so it gets a handle of its own instead of sharing this one.
+ * Called under open_lock, whose order is after the handle's lock: a busy
+ * handle is taken as not stale (shared, as before: it is the current one a
+ * moment later).
  */
 static bool stale_beside(struct fs_file *f, const struct meta_entry *e)
 {
@@ -52,8 +60,7 @@ static bool stale_beside(struct fs_file *f, const struct meta_entry *e)
 
 	if (!e->etag[0] || pthread_mutex_trylock(&f->lock) != 0)
 		return false;
-	stale = !f->staged && !f->dirty && !f->unlinked && !f->cf.ch && f->etag[0] &&
-		strcmp(f->etag, e->etag) != 0;
+	stale = reads_other_version_locked(f, e);
 	pthread_mutex_unlock(&f->lock);
 	return stale;
 }
@@ -154,8 +161,7 @@ struct fs_file *fs_old_version_open(struct s3vfs *fs, const char *key, const str
 	if (!f)
 		return NULL;
 	pthread_mutex_lock(&f->lock);
-	old = !f->staged && !f->dirty && !f->unlinked && !f->cf.ch && f->etag[0] && e->etag[0] &&
-	      strcmp(f->etag, e->etag) != 0;
+	old = reads_other_version_locked(f, e);
 	pthread_mutex_unlock(&f->lock);
 	pthread_mutex_lock(&fs->open_lock);
 	old = old && f->opens > 0;

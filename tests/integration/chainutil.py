@@ -14,11 +14,16 @@ The storage layout (see the chain design):
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import random
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import pytest
 
 ZERO_ID = "0" * 16
 CS_RE = re.compile(r"^(\d{20})-([0-9a-f]{16})-([0-9a-f]{16})-(\d{13})-(.+)$")
@@ -185,3 +190,37 @@ def build_stream(s3, ddb, table: str | None, bucket: str, dir_key: str,
     if head and table and out:
         put_head(ddb, table, bucket, dir_key, out[-1].version, out[-1].id, out[-1].ms)
     return out
+
+
+# --- fixtures and checks the chain test files share ----------------------------------------------
+
+@pytest.fixture(autouse=True)
+def umask_022():
+    """Imported by a test module: its tests run with umask 022 (modes the tests expect)."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def chain_opts_fixture(ttl: float):
+    """A `chain_opts` fixture: the mount options of a mount with chains (DynamoDB Local, the
+    test's table, created by the mount, stat_ttl=ttl); keyword arguments override or add."""
+    @pytest.fixture
+    def chain_opts(servers, ddb_table_name):
+        def make(**extra) -> dict:
+            opts = {"dynamodb_endpoint": servers.ddb_endpoint, "chain_table": ddb_table_name,
+                    "chain_create_table": True, "stat_ttl": ttl}
+            opts.update(extra)
+            return opts
+        return make
+    return chain_opts
+
+
+@contextlib.contextmanager
+def raises_errno(*codes: int):
+    """The block must raise OSError with one of these errnos."""
+    with pytest.raises(OSError) as ei:
+        yield ei
+    got = ei.value.errno
+    assert got in codes, (f"want {' or '.join(errno.errorcode[c] for c in codes)}, got "
+                          f"{errno.errorcode.get(got, got)}: {ei.value}")

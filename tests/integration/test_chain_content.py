@@ -18,7 +18,6 @@ two out (settle(), wait_version()) so that they check everything else.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import filecmp
 import hashlib
@@ -47,36 +46,19 @@ TEST_TIMEOUT = 150.0  # a test still running after this has its mounts killed
 SNAP_EVERY = 32
 
 
-@pytest.fixture(autouse=True)
-def _umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+from chainutil import umask_022  # noqa: E402,F401 (autouse)
 
 
 # s3vfs_mount with a watchdog: a hung mount fails the test instead of hanging it.
 mount = make_watchdog_fixture(TEST_TIMEOUT)
 
 
-@pytest.fixture
-def chain_opts(servers, ddb_table_name):
-    def make(**extra) -> dict:
-        opts = {"dynamodb_endpoint": servers.ddb_endpoint, "chain_table": ddb_table_name,
-                "chain_create_table": True, "stat_ttl": TTL}
-        opts.update(extra)
-        return opts
-    return make
+chain_opts = cu.chain_opts_fixture(TTL)
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def raises_errno(*codes: int):
-    with pytest.raises(OSError) as ei:
-        yield ei
-    got = ei.value.errno
-    assert got in codes, (f"want {' or '.join(errno.errorcode[c] for c in codes)}, got "
-                          f"{errno.errorcode.get(got, got)}: {ei.value}")
+raises_errno = cu.raises_errno
 
 
 def run(argv, **kw) -> subprocess.CompletedProcess:

@@ -40,39 +40,19 @@ from robustutil import make_watchdog_fixture  # noqa: E402
 TEST_TIMEOUT = 170.0  # seconds a test may take before its mounts are killed
 
 
-@pytest.fixture(autouse=True)
-def _umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+from chainutil import umask_022  # noqa: E402,F401 (autouse)
 
 
 # s3vfs_mount with a watchdog: a hung mount fails the test instead of hanging it.
 mount = make_watchdog_fixture(TEST_TIMEOUT)
 
 
-@pytest.fixture
-def chain_opts(servers, ddb_table_name):
-    """The mount options of a mount with chains: DynamoDB Local, the test's table (created by
-    the mount), stat_ttl=TTL; keyword arguments override or add (False drops one)."""
-    def make(**extra) -> dict:
-        opts = {"dynamodb_endpoint": servers.ddb_endpoint, "chain_table": ddb_table_name,
-                "chain_create_table": True, "stat_ttl": TTL}
-        opts.update(extra)
-        return opts
-    return make
+chain_opts = cu.chain_opts_fixture(TTL)
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def raises_errno(*codes: int):
-    """The block must raise OSError with one of these errnos."""
-    with pytest.raises(OSError) as ei:
-        yield ei
-    got = ei.value.errno
-    assert got in codes, (f"want {' or '.join(errno.errorcode[c] for c in codes)}, got "
-                          f"{errno.errorcode.get(got, got)}: {ei.value}")
+raises_errno = cu.raises_errno
 
 
 def append(path, data: bytes, pieces: int = 1) -> None:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+import chainutil as cu
 import nginxutil as nu
 from nginxutil import HttpClient, delta, head, requests, txn, wait_until, write
 
@@ -44,25 +45,14 @@ TEST_TIMEOUT = 150.0
 ERROR_LOG_BAD = re.compile(r"\[(error|crit|alert|emerg)\]")
 
 
-@pytest.fixture(autouse=True)
-def _umask_022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
+from chainutil import umask_022  # noqa: E402,F401 (autouse)
 
 
 # s3vfs_mount with a watchdog: a hung mount fails the test instead of hanging it.
 mount = make_watchdog_fixture(TEST_TIMEOUT)
 
 
-@pytest.fixture
-def chain_opts(servers, ddb_table_name):
-    def make(**extra) -> dict:
-        opts = {"dynamodb_endpoint": servers.ddb_endpoint, "chain_table": ddb_table_name,
-                "chain_create_table": True, "stat_ttl": 1}
-        opts.update(extra)
-        return opts
-    return make
+chain_opts = cu.chain_opts_fixture(1)
 
 
 @pytest.fixture
