@@ -76,7 +76,7 @@ static void usage(FILE *f)
 		"  put URL FILE           upload (FILE '-' reads stdin); --meta k=v, "
 		"--content-type,\n"
 		"                         --md5, --if-none-match '*'\n"
-		"  mpu-put URL FILE       multipart upload; --part-size BYTES, --jobs N\n"
+		"  mpu-put URL FILE       multipart upload; --part-size BYTES, --jobs N, --md5\n"
 		"  mpu-ls URL             in-progress multipart uploads under a prefix\n"
 		"  mpu-abort URL ID       abort a multipart upload\n"
 		"  cp URL URL             server-side copy; --replace with --meta/--content-type\n"
@@ -371,6 +371,7 @@ struct mpu_job {
 	struct s3_client *s3;
 	const char *key;
 	const char *upload_id;
+	bool md5;
 	int fd;
 	uint64_t len;
 	uint64_t part_size;
@@ -395,7 +396,7 @@ static void *mpu_worker(void *arg)
 		uint64_t n = j->len - off < j->part_size ? j->len - off : j->part_size;
 		struct http_body body = { .fd = j->fd, .offset = off, .len = n };
 		struct aws_error err;
-		int rc = s3_mpu_part(j->s3, j->key, j->upload_id, part + 1, &body, true,
+		int rc = s3_mpu_part(j->s3, j->key, j->upload_id, part + 1, &body, j->md5,
 				     j->etags[part], &err);
 		if (rc < 0) {
 			pthread_mutex_lock(&j->lock);
@@ -427,7 +428,7 @@ static int mpu_run(struct ctl *c, struct mpu_job *j)
 
 static int cmd_mpu_put(struct ctl *c, int argc, char **argv)
 {
-	struct mpu_job j = { .part_size = c->part_size };
+	struct mpu_job j = { .part_size = c->part_size, .md5 = c->md5 };
 	struct s3_put_opts o;
 	char *upload_id = NULL, etag[S3_ETAG_MAX];
 	const char **etags = NULL;

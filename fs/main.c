@@ -62,6 +62,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("read_parallel=%u", read_parallel),
 	OPT("cache_size=%s", cache_size_s),
 	OPT("no_stream_writes", no_stream_writes),
+	OPT("content_md5", content_md5),
+	OPT("enable_content_md5", content_md5), /* s3fs */
 	OPT("unmount_timeout=%u", unmount_timeout),
 	OPT("connect_timeout=%u", connect_timeout),
 	OPT("retries=%u", retries),
@@ -113,6 +115,9 @@ static void usage(FILE *f)
 		"  -o read_parallel=N        ranged GETs in flight per sequential reader (4)\n"
 		"  -o cache_size=N[KMG]      disk cache of object data, LRU (1G; 0: off)\n"
 		"  -o no_stream_writes       upload large files at close only, not while written\n"
+		"  -o content_md5            send Content-MD5 with every upload, so that S3 "
+		"checks\n"
+		"                            the bytes it got (costs an MD5 pass over the data)\n"
 		"  -o unmount_timeout=SECONDS  wait for pending uploads at unmount (30)\n"
 		"  -o connect_timeout=SECONDS  TCP/TLS connect timeout (10)\n"
 		"  -o retries=N              attempts after a failed request, with backoff (7)\n"
@@ -518,6 +523,8 @@ static int open_state(struct s3vfs *fs)
 	fs->up_part_size = uc.part_size;
 	fs->up_parallel = uc.parallel;
 	fs->stream_writes = !fs->o.no_stream_writes;
+	fs->content_md5 = fs->o.content_md5;
+	uc.content_md5 = fs->content_md5;
 	rc = upload_engine_new(&uc, fs->s3, fs->mc, &fs->stats, &fs->up);
 	if (rc < 0) {
 		fprintf(stderr, "s3vfs: cannot start the upload engine: %s\n", strerror(-rc));

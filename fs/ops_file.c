@@ -485,6 +485,12 @@ void fs_file_opened(struct s3vfs *fs, struct fs_file *f, struct fuse_file_info *
 	pthread_mutex_lock(&f->lock);
 	fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY && !f->dirty;
 	pthread_mutex_unlock(&f->lock);
+	/* A descriptor that cannot read (cp, a shell's >, a writer streaming
+	 * out a file) sends its bytes straight from the writer's buffer: no
+	 * copy into the kernel's page cache of the file, which nothing would
+	 * read (readers on other descriptors have the range invalidated by the
+	 * kernel). Such a descriptor cannot be mmap(2)ed anyway. */
+	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
 }
 
 static struct fs_file *fh(struct fuse_file_info *fi)

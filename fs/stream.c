@@ -3,9 +3,11 @@
  * stream: a file written sequentially from offset 0 is uploaded while it is
  * being written. Once the written prefix passes the multipart threshold a
  * multipart upload starts, and each part_size part the writer completes is
- * sent from the staging file by a background thread (at most parallel_count
- * in flight; the writer waits for a slot, so memory stays bounded by the
- * staging file, not by RAM). close() then sends only the tail and completes.
+ * sent from the staging file by a background sender (at most parallel_count
+ * of them; a sender that is done takes the next part that is ready). The
+ * writer never waits for them: the bytes are in the staging file, so memory
+ * is bounded by the senders' buffers, not by the file or by how far the
+ * writer is ahead. close() then sends only the tail and completes.
  *
  * Anything that is not a plain sequential write (a write elsewhere, a
  * truncate, an attribute change after the upload began) breaks the stream:
@@ -28,30 +30,50 @@ struct part_job {
 	struct s3vfs *fs;
 	struct fs_file *f;
 	int part; /* 0-based */
-	uint64_t off;
-	uint64_t len;
 	char upload_id[512];
 };
 
+/*
+ * A sender: sends part j->part, then the next ready part nobody has taken,
+ * until none is left (or the stream failed). The first one also aborts any
+ * upload of the key whose create reply was lost (upload_mpu_orphans), off
+ * the writer's path.
+ */
 static void *part_main(void *arg)
 {
 	struct part_job *j = arg;
-	struct fs_stream *st = &j->f->stream;
-	char etag[S3_ETAG_MAX] = "";
+	struct fs_file *f = j->f;
+	struct fs_stream *st = &f->stream;
+	uint64_t ps = j->fs->up_part_size;
+	char etag[S3_ETAG_MAX];
 	struct aws_error err;
 
-	struct http_body body = { .fd = j->f->fd, .offset = j->off, .len = j->len };
-	int rc = s3_mpu_part(j->fs->s3, j->f->key, j->upload_id, j->part + 1, &body, true, etag,
-			     &err);
-	pthread_mutex_lock(&j->f->lock);
-	if (rc == 0 && j->part < st->cap)
-		snprintf(st->etags[j->part], S3_ETAG_MAX, "%s", etag);
-	else if (st->err == 0)
-		st->err = rc < 0 ? rc : -ENOMEM;
+	pthread_mutex_lock(&f->lock);
+	time_t t0 = st->t0;
+	for (;;) {
+		uint64_t off = (uint64_t)j->part * ps;
+		uint64_t len = st->ready_end - off < ps ? st->ready_end - off : ps;
+		pthread_mutex_unlock(&f->lock);
+
+		if (j->part == 0)
+			upload_mpu_orphans(j->fs->up, f->key, j->upload_id, t0);
+		struct http_body body = { .fd = f->fd, .offset = off, .len = len };
+		etag[0] = '\0';
+		int rc = s3_mpu_part(j->fs->s3, f->key, j->upload_id, j->part + 1, &body,
+				     j->fs->content_md5, etag, &err);
+		pthread_mutex_lock(&f->lock);
+		if (rc == 0 && j->part < st->cap)
+			snprintf(st->etags[j->part], S3_ETAG_MAX, "%s", etag);
+		else if (st->err == 0)
+			st->err = rc < 0 ? rc : -ENOMEM;
+		if (st->err || st->sent >= st->ready)
+			break;
+		j->part = st->sent++;
+	}
 	st->inflight--;
 	pthread_cond_broadcast(&st->cond);
-	pthread_mutex_unlock(&j->f->lock);
-	fs_file_put(j->fs, j->f);
+	pthread_mutex_unlock(&f->lock);
+	fs_file_put(j->fs, f);
 	free(j);
 	return NULL;
 }
@@ -74,40 +96,44 @@ static int grow_etags(struct fs_stream *st, int n)
 	return 0;
 }
 
-/* Send part i in the background (f->lock held; waits for a free slot). */
-static int send_part(struct s3vfs *fs, struct fs_file *f, int i, uint64_t len)
+/*
+ * Parts [0, n) are written, the last one ending at end (f->lock held): mark
+ * them ready and start senders for them, up to parallel_count threads. The
+ * writer never waits here: the bytes are in the staging file, and a sender
+ * that finishes its part takes the next ready one.
+ */
+static int ready_parts(struct s3vfs *fs, struct fs_file *f, int n, uint64_t end)
 {
 	struct fs_stream *st = &f->stream;
-	pthread_t th;
 
-	while (st->inflight >= fs->up_parallel && st->err == 0)
-		pthread_cond_wait(&st->cond, &f->lock);
 	if (st->err)
 		return st->err;
-	int rc = grow_etags(st, i + 1);
+	int rc = grow_etags(st, n);
 	if (rc < 0)
 		return rc;
-	struct part_job *j = calloc(1, sizeof(*j));
-	if (!j)
-		return -ENOMEM;
-	*j = (struct part_job){
-		.fs = fs, .f = f, .part = i, .off = (uint64_t)i * fs->up_part_size, .len = len
-	};
-	snprintf(j->upload_id, sizeof(j->upload_id), "%s", st->upload_id);
-	fs_file_ref(fs, f);
-	st->inflight++;
-	pthread_attr_t at;
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	int e = pthread_create(&th, &at, part_main, j);
-	pthread_attr_destroy(&at);
-	if (e != 0) {
-		st->inflight--;
-		free(j);
-		fs_file_put(fs, f);
-		return -e;
+	st->ready = n;
+	st->ready_end = end;
+	while (st->sent < st->ready && st->inflight < fs->up_parallel) {
+		struct part_job *j = calloc(1, sizeof(*j));
+		if (!j)
+			return st->inflight ? 0 : -ENOMEM; /* the running ones go on */
+		*j = (struct part_job){ .fs = fs, .f = f, .part = st->sent };
+		snprintf(j->upload_id, sizeof(j->upload_id), "%s", st->upload_id);
+		pthread_attr_t at;
+		pthread_t th;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		fs_file_ref(fs, f);
+		int e = pthread_create(&th, &at, part_main, j);
+		pthread_attr_destroy(&at);
+		if (e != 0) {
+			free(j);
+			fs_file_put(fs, f);
+			return st->inflight ? 0 : -e;
+		}
+		st->sent++;
+		st->inflight++;
 	}
-	st->sent = i + 1;
 	return 0;
 }
 
@@ -126,7 +152,7 @@ static int begin(struct s3vfs *fs, struct fs_file *f)
 	s3attr_kvlist_cleanup(&pairs);
 	if (rc < 0)
 		return rc;
-	upload_mpu_orphans(fs->up, f->key, id, t0);
+	f->stream.t0 = t0; /* part 0's sender looks for orphans of a lost reply */
 	f->stream.upload_id = id;
 	f->stream.track = upload_mpu_track(fs->up, f->key, id); /* for a crash */
 	f->stream.attr = f->attr;
@@ -144,17 +170,16 @@ void fs_stream_wrote(struct s3vfs *fs, struct fs_file *f, uint64_t off, size_t n
 		return;
 	}
 	st->end += n;
-	while (st->err == 0 && st->end >= fs->up_threshold &&
-	       st->end >= (uint64_t)(st->sent + 1) * fs->up_part_size) {
-		if (!st->upload_id && begin(fs, f) < 0) {
-			st->broken = true;
-			return;
-		}
-		if (send_part(fs, f, st->sent, fs->up_part_size) < 0) {
-			st->broken = true;
-			return;
-		}
+	uint64_t ps = fs->up_part_size;
+	if (st->err || st->end < fs->up_threshold || st->end < (uint64_t)(st->ready + 1) * ps)
+		return;
+	if (!st->upload_id && begin(fs, f) < 0) {
+		st->broken = true;
+		return;
 	}
+	int n_ready = (int)(st->end / ps);
+	if (ready_parts(fs, f, n_ready, (uint64_t)n_ready * ps) < 0)
+		st->broken = true;
 }
 
 void fs_stream_break(struct fs_file *f)
@@ -174,6 +199,8 @@ static void reset(struct s3vfs *fs, struct fs_file *f)
 	struct fs_stream *st = &f->stream;
 	struct aws_error err;
 
+	if (st->err == 0)
+		st->err = -ECANCELED; /* the senders take no further part */
 	wait_parts(f);
 	bool gone = !st->upload_id || s3_mpu_abort(fs->s3, f->key, st->upload_id, &err) == 0;
 	if (!gone)
@@ -184,8 +211,8 @@ static void reset(struct s3vfs *fs, struct fs_file *f)
 	st->track = NULL;
 	free(st->upload_id);
 	st->upload_id = NULL;
-	st->sent = 0;
-	st->end = 0;
+	st->ready = st->sent = 0;
+	st->ready_end = st->end = 0;
 	st->err = 0;
 	st->broken = false;
 }
@@ -211,10 +238,10 @@ int fs_stream_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *o
 	}
 	uint64_t ps = fs->up_part_size;
 	int nparts = (int)((size + ps - 1) / ps);
-	for (int i = st->sent; rc == 0 && i < nparts; i++)
-		rc = send_part(fs, f, i,
-			       size - (uint64_t)i * ps < ps ? size - (uint64_t)i * ps : ps);
+	rc = ready_parts(fs, f, nparts, size);
 	wait_parts(f);
+	if (rc == 0 && st->err == 0 && st->sent < nparts)
+		rc = -EAGAIN; /* no sender could be started for the tail */
 	if (rc == 0 && st->err)
 		rc = st->err;
 	if (rc == 0) {
@@ -236,7 +263,7 @@ int fs_stream_finish(struct s3vfs *fs, struct fs_file *f, uint64_t size, char *o
 	st->track = NULL;
 	free(st->upload_id);
 	st->upload_id = NULL;
-	st->sent = 0;
+	st->ready = st->sent = 0;
 	st->end = size; /* further appends would start a new stream: break it */
 	st->broken = true;
 	return 0;
@@ -335,7 +362,8 @@ static int pc_parts(struct s3vfs *fs, struct fs_file *f, const char *id, uint64_
 			(*out_copied)++;
 		} else {
 			struct http_body b = { .fd = f->fd, .offset = start, .len = end - start };
-			rc = s3_mpu_part(fs->s3, f->key, id, i + 1, &b, true, etags[i], &err);
+			rc = s3_mpu_part(fs->s3, f->key, id, i + 1, &b, fs->content_md5, etags[i],
+					 &err);
 		}
 	}
 	return rc;

@@ -166,7 +166,6 @@ void upload_config_default(struct upload_config *c)
 	c->part_size = 16 * MIB;
 	c->parallel = 4;
 	c->retry_interval_ms = 5000;
-	c->content_md5 = true;
 }
 
 /* ---- small helpers ------------------------------------------------------ */

@@ -58,13 +58,17 @@ static bool transport_retryable(int err)
  * Service codes that are transient whatever their status (several come as
  * 400 or 403). S3: SlowDown, InternalError, RequestTimeout (the socket was
  * idle too long), RequestTimeTooSkewed (retried: the signer may take the
- * server's Date into account; the attempt budget bounds it otherwise).
+ * server's Date into account; the attempt budget bounds it otherwise),
+ * BadDigest and XAmzContentSHA256Mismatch (the body was damaged on the way:
+ * it is read again from its source and sent again).
  * DynamoDB: throttling, transaction conflicts, internal errors.
  */
 static const char *const retryable_codes[] = {
 	"SlowDown",
 	"InternalError",
 	"RequestTimeout",
+	"BadDigest",
+	"XAmzContentSHA256Mismatch",
 	"RequestTimeTooSkewed",
 	"ServiceUnavailable",
 	"Throttling",

@@ -1148,6 +1148,10 @@ int s3_mpu_create(struct s3_client *c, const char *key, const struct s3_put_opts
 
 	http_response_init(&r);
 	rc = hdrs_add_put_opts(&h, opts);
+	/* Without a type, libcurl would send its form type with the POST and
+	 * the object would keep it: give it the type S3 gives a PUT without. */
+	if (rc == 0 && !(opts && opts->content_type))
+		rc = hdrs_add(&h, "Content-Type", "binary/octet-stream");
 	if (rc == 0)
 		rc = call(c, "POST", key, "uploads", &h, NULL, NULL, STAT_MPU_CREATE, &r, err);
 	if (rc == 0) {

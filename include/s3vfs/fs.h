@@ -61,6 +61,7 @@ struct s3vfs_opts {
 	unsigned connect_timeout; /* seconds */
 	unsigned retries;	  /* attempts after the first; UINT_MAX: the default */
 	int no_stream_writes;
+	int content_md5;    /* send Content-MD5 with data uploads */
 	char *ddb_endpoint; /* DynamoDB for chain heads; NULL: AWS's, in ddb_region */
 	char *ddb_region;   /* NULL: the S3 region */
 	char *chain_table;  /* NULL: "s3vfs-chains" */
@@ -86,6 +87,7 @@ struct s3vfs {
 	uint64_t up_part_size;	 /* multipart part size */
 	int up_parallel;	 /* parts in flight per file */
 	bool stream_writes;	 /* upload parts while a file is written */
+	bool content_md5;	 /* Content-MD5 on every data PUT and part */
 	uint64_t read_part_size; /* sequential readahead chunk */
 	unsigned read_parallel;	 /* chunks in flight ahead of a sequential reader */
 
@@ -152,9 +154,12 @@ struct fs_stream {
 	char *upload_id;	    /* NULL until the written prefix passes the threshold */
 	struct upload_track *track; /* its record, for a crash (upload.h) */
 	uint64_t end;		    /* bytes written sequentially from 0 */
-	int sent;		    /* parts handed to threads */
-	int inflight;
+	uint64_t ready_end;	    /* end of the last ready part */
+	int ready;		    /* parts written whole, to be sent */
+	int sent;		    /* parts taken by a sender (<= ready) */
+	int inflight;		    /* sender threads */
 	int err;
+	time_t t0;	    /* when the upload was created */
 	bool broken;	    /* not a plain sequential write: upload at flush as usual */
 	struct s3attr attr; /* the metadata the upload was created with */
 	char (*etags)[S3_ETAG_MAX];

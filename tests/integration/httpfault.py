@@ -16,10 +16,12 @@ happens to it; with no rule it is forwarded and its response streamed back.
                                                   # response is never sent: a lost response
     p.add("delay", ops="part", seconds=2)         # forwarded, answered 2 s late (times=None:
                                                   # for ever, until remove()/clear())
+    p.add("corrupt", ops="part", times=1)         # forwarded with a byte of its body flipped
     p.refuse()  ... p.accept()                    # connections refused (the port is closed)
     p.fired(rule), p.count("get"), p.exchanges, p.close()
 
-Actions: status, reset, reset_request, truncate, stall, drop, delay. Nothing here knows about
+Actions: status, reset, reset_request, truncate, stall, drop, delay, corrupt. Each exchange
+records its operation, the action taken, the status and whether it carried Content-MD5. Nothing here knows about
 s3vfs; tests/integration/faultproxy.py is the DynamoDB one (X-Amz-Target operations).
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 MAX_HEAD = 256 * 1024
 CHUNK = 256 * 1024
 
-ACTIONS = ("status", "reset", "reset_request", "truncate", "stall", "drop", "delay")
+ACTIONS = ("status", "reset", "reset_request", "truncate", "stall", "drop", "delay", "corrupt")
 
 S3_OPS = ("bucket", "list", "mpu_list", "head", "get", "put", "copy", "part", "part_copy",
           "mpu_create", "mpu_complete", "mpu_abort", "delete", "delete_multi", "other")
@@ -89,6 +91,7 @@ class Exchange:
     action: str = "forward"
     status: int = 0
     done: bool = False        # the server's whole response was read (or it was never sent)
+    md5: bool = False         # the request carried Content-MD5
     t: float = field(default_factory=time.monotonic)
 
     def __repr__(self) -> str:
@@ -427,7 +430,7 @@ class HttpFaultProxy:
                 query = parse_qs(sp.query, keep_blank_values=True)
                 req = Request(method, target, path, query, hdrs,
                               s3_op(method, key, query, hdrs), key)
-                ex = Exchange(req.op, method, key)
+                ex = Exchange(req.op, method, key, md5="content-md5" in hdrs)
                 with self._lock:
                     self.counts[req.op] += 1
                     self.exchanges.append(ex)
@@ -450,6 +453,10 @@ class HttpFaultProxy:
                         raw_body = _read_exact(crf, clen) if clen else b""
                 except (_Closed, OSError):
                     return
+                if rule and rule.action == "corrupt" and raw_body and not chunked:
+                    mid = len(raw_body) // 2
+                    raw_body = raw_body[:mid] + bytes([raw_body[mid] ^ 0x20]) + \
+                        raw_body[mid + 1:]
                 if rule and rule.action == "status":
                     ex.status, ex.done = rule.status, True
                     self._reply(c, req, rule.status, rule.code)

@@ -315,6 +315,44 @@ def test_writes_go_through_transient_faults(mount, s3, bucket, proxy):
     print(f"faults injected: {proxy.injected()} {dict(proxy.actions)}")
 
 
+@pytest.mark.parametrize("content_md5", [True, False], ids=["content_md5", "default"])
+def test_content_md5_lets_s3_refuse_a_body_damaged_on_the_way(mount, s3, bucket, proxy,
+                                                              content_md5):
+    """-o content_md5: every data upload (PUT, streamed part, whole-upload part) carries
+    Content-MD5, so S3 refuses a body damaged on the way (BadDigest) and it is sent again:
+    the object is right and close says 0. By default (as s3fs) no MD5 is computed or sent:
+    the bytes are then S3's word (TCP, or TLS on https), checked by nothing else."""
+    extra = {"content_md5": True} if content_md5 else {}
+    m = mount(bucket, opts=opts_via(proxy, **extra, **WRITE_OPTS), allow_log=FAULT_LOG_ALLOW)
+    os.listdir(m.path)
+    files = {"small.bin": rand(100_000, 60), "stream.bin": rand(12 * MIB + 5, 61)}
+    if content_md5:
+        rules = [proxy.add("corrupt", "put", times=1), proxy.add("corrupt", "part", times=1)]
+    for name, data in files.items():
+        write_file(m.path / name, data)
+    # out of order: a whole multipart upload at close
+    whole = rand(11 * MIB, 62)
+    fd = os.open(m.path / "whole.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.pwrite(fd, whole[6 * MIB:], 6 * MIB)
+        os.pwrite(fd, whole[:6 * MIB], 0)
+    finally:
+        os.close(fd)
+    files["whole.bin"] = whole
+    uploads_seen = [e for e in proxy.exchanges if e.op in ("put", "part")]
+    assert len([e for e in uploads_seen if e.op == "part"]) >= 6
+    if content_md5:
+        assert all(r.fired == 1 for r in rules)
+        assert all(e.md5 for e in uploads_seen), uploads_seen
+        refused = [e for e in uploads_seen if e.action == "corrupt"]
+        assert [e.status for e in refused] == [400, 400], refused  # BadDigest, then sent again
+    else:
+        assert not any(e.md5 for e in uploads_seen), uploads_seen
+    for name, want in files.items():
+        assert s3_sha(s3, bucket, name) == (sha(want), len(want)), name
+    assert uploads(s3, bucket) == []
+
+
 def test_a_persistent_write_fault_is_eio_then_the_data_uploads_by_itself(mount, s3, bucket,
                                                                           proxy):
     opts = opts_via(proxy, unmount_timeout=3, **WRITE_OPTS)

@@ -84,7 +84,7 @@ def rendered_text(page: Path) -> str:
     return r.stdout.translate({0x2010: "-", 0x2011: "-", 0x2212: "-"})
 
 
-_ITEM = r"(?:--?[A-Za-z][\w-]*(?: [a-z_]+(?:=[^\s,]+)?)?|[a-z_]+(?:=[^\s,]+)?|\.\.\.)"
+_ITEM = r"(?:--?[A-Za-z][\w-]*(?: [a-z][a-z0-9_]*(?:=[^\s,]+)?)?|[a-z][a-z0-9_]*(?:=[^\s,]+)?|\.\.\.)"
 _SPEC = re.compile(rf"^  ({_ITEM}(?:, {_ITEM})*)")
 
 

@@ -187,7 +187,7 @@ def test_multipart_40mib_in_8mib_parts(ctl, bucket, s3, tmp_path):
     src = tmp_path / "big.bin"
     data = os.urandom(40 * 1024 * 1024 + 12345)
     src.write_bytes(data)
-    p = ctl("mpu-put", f"s3://{bucket}/big", src, "--part-size", "8M", "--jobs", "4")
+    p = ctl("mpu-put", f"s3://{bucket}/big", src, "--part-size", "8M", "--jobs", "4", "--md5")
     assert p.stdout.decode().strip().endswith('-6"')
     assert ctl.requests("mpu_create") == 1
     assert ctl.requests("mpu_part") == 6

@@ -7,6 +7,10 @@ import os
 import random
 import time
 
+import pytest
+
+from httpfault import HttpFaultProxy
+
 MIB = 1 << 20
 OPTS = {"multipart_threshold": 16 * MIB, "part_size": 8 * MIB}
 
@@ -39,6 +43,50 @@ def test_parts_are_sent_while_the_file_is_written(s3vfs_mount, s3, bucket):
     assert got["ETag"].endswith('-6"')
     assert hashlib.sha256(got["Body"].read()).digest() == hashlib.sha256(data).digest()
     assert os.stat(m.path / "s").st_size == len(data)
+
+
+@pytest.fixture
+def proxy(rgw_server):
+    p = HttpFaultProxy(rgw_server.host, rgw_server.port)
+    yield p
+    p.close()
+
+
+def test_the_writer_never_waits_for_the_parts(s3vfs_mount, s3, bucket, proxy):
+    """The bytes are in the staging file: the writer runs ahead of the uploads, which take
+    the parts as they are ready, parallel_count at a time, and close waits for them."""
+    m = s3vfs_mount(bucket, opts={**OPTS, "endpoint": proxy.endpoint, "parallel_count": 2})
+    data = random.Random(7).randbytes(40 * MIB + 3)
+    os.listdir(m.path)
+    held = proxy.add("delay", "part", times=None, seconds=600)  # no part is answered...
+    fd = os.open(m.path / "s", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for i in range(0, len(data), MIB):
+            os.write(fd, data[i:i + MIB])  # ...and yet every write returns
+        wait_until(lambda: proxy.count("part") == 2, 60, "two parts sent")
+        time.sleep(0.5)
+        assert proxy.count("part") == 2          # never more than parallel_count at once
+        assert m.stats()["requests"]["mpu_part"] == 0
+        proxy.clear()                            # the answers come: the rest follows
+    finally:
+        os.close(fd)
+    assert held.fired == 2
+    r = m.stats()["requests"]
+    assert (r["mpu_create"], r["mpu_part"], r["mpu_complete"], r["put"]) == (1, 6, 1, 0), r
+    got = s3.get_object(Bucket=bucket, Key="s")
+    assert hashlib.sha256(got["Body"].read()).digest() == hashlib.sha256(data).digest()
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_multipart_object_gets_the_type_of_a_single_put(s3vfs_mount, s3, bucket):
+    """libcurl sends a form type with a POST that has none: CreateMultipartUpload must not
+    leave it on the object."""
+    m = s3vfs_mount(bucket, opts=OPTS)
+    (m.path / "big").write_bytes(b"b" * (20 * MIB))
+    (m.path / "small").write_bytes(b"s")
+    types = {k: s3.head_object(Bucket=bucket, Key=k)["ContentType"] for k in ("big", "small")}
+    assert s3.head_object(Bucket=bucket, Key="big")["ETag"].endswith('-3"')
+    assert types == {"big": "binary/octet-stream", "small": "binary/octet-stream"}, types
 
 
 def test_a_write_elsewhere_falls_back_to_a_whole_upload(s3vfs_mount, s3, bucket):

@@ -302,6 +302,8 @@ static const struct {
 	{ 500, "InternalError", 0, true },
 	{ 200, "InternalError", 0, true }, /* CompleteMultipartUpload: 200 + error */
 	{ 400, "RequestTimeout", 0, true },
+	{ 400, "BadDigest", 0, true },
+	{ 400, "XAmzContentSHA256Mismatch", 0, true },
 	{ 403, "RequestTimeTooSkewed", 0, true },
 	{ 400, "Throttling", 0, true },
 	{ 400, "ThrottlingException", 0, true },

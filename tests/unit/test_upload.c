@@ -324,7 +324,7 @@ static void test_config(void)
 	CHECK_INT(c.part_size, 16 * MIB);
 	CHECK_INT(c.parallel, 4);
 	CHECK_INT(c.retry_interval_ms, 5000);
-	CHECK(c.content_md5);
+	CHECK(!c.content_md5);
 	CHECK(c.staging_dir == NULL);
 
 	CHECK_INT(world_open(&w, endpoint, bucket), 0);
