@@ -108,7 +108,7 @@ static void usage(FILE *f)
 		"  -o stat_ttl=SECONDS       how long metadata is trusted before revalidation "
 		"(30)\n"
 		"  -o cache_dir=DIR          metadata cache and staging (default per user)\n"
-		"  -o multipart_threshold=N  bytes from which uploads are multipart (64 MiB)\n"
+		"  -o multipart_threshold=N  bytes from which uploads are multipart (part_size)\n"
 		"  -o part_size=N            multipart part size in bytes (16 MiB, >= 5 MiB)\n"
 		"  -o parallel_count=N       parts in flight per file (4)\n"
 		"  -o read_part_size=N       bytes per ranged GET of a sequential reader (8 MiB)\n"
@@ -512,10 +512,11 @@ static int open_state(struct s3vfs *fs)
 	if (rc < 0)
 		goto out;
 	upload_config_default(&uc);
-	if (fs->o.mp_threshold)
-		uc.multipart_threshold = fs->o.mp_threshold;
 	if (fs->o.part_size)
 		uc.part_size = fs->o.part_size;
+	/* By default a file of one part or more goes in parts, the first one as
+	 * soon as it is written: the upload overlaps the writing from the start. */
+	uc.multipart_threshold = fs->o.mp_threshold ? fs->o.mp_threshold : uc.part_size;
 	if (fs->o.parallel)
 		uc.parallel = (int)fs->o.parallel;
 	uc.staging_dir = fs->staging_dir;

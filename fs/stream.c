@@ -170,14 +170,16 @@ void fs_stream_wrote(struct s3vfs *fs, struct fs_file *f, uint64_t off, size_t n
 		return;
 	}
 	st->end += n;
+	/* A part is ready once the writer is past it: a file of one part is
+	 * never a multipart upload, and the last part is sent at close. */
 	uint64_t ps = fs->up_part_size;
-	if (st->err || st->end < fs->up_threshold || st->end < (uint64_t)(st->ready + 1) * ps)
+	if (st->err || st->end < fs->up_threshold || st->end <= (uint64_t)(st->ready + 1) * ps)
 		return;
 	if (!st->upload_id && begin(fs, f) < 0) {
 		st->broken = true;
 		return;
 	}
-	int n_ready = (int)(st->end / ps);
+	int n_ready = (int)((st->end - 1) / ps);
 	if (ready_parts(fs, f, n_ready, (uint64_t)n_ready * ps) < 0)
 		st->broken = true;
 }

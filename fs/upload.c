@@ -162,7 +162,7 @@ struct upload_side {
 void upload_config_default(struct upload_config *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->multipart_threshold = 64 * MIB;
+	c->multipart_threshold = 16 * MIB;
 	c->part_size = 16 * MIB;
 	c->parallel = 4;
 	c->retry_interval_ms = 5000;
@@ -946,10 +946,16 @@ out_etags:
 	return rc;
 }
 
+/* In parts from the threshold on, but never in one part: that is a PUT. */
+static bool upload_in_parts(const struct upload_engine *e, uint64_t size)
+{
+	return size >= e->cfg.multipart_threshold && size > e->cfg.part_size;
+}
+
 static int upload_do(struct upload_engine *e, const char *key, int fd, uint64_t size,
 		     const struct s3_put_opts *opts, char *out_etag, struct aws_error *err)
 {
-	if (size == 0 || size < e->cfg.multipart_threshold)
+	if (!upload_in_parts(e, size))
 		return upload_put(e, key, fd, size, opts, out_etag, err);
 	return upload_mpu(e, key, fd, size, opts, out_etag, err);
 }
@@ -1069,8 +1075,7 @@ static int upload_check(struct upload_engine *e, const char *key, int fd, uint64
 		return -EINVAL;
 	/* s3.c sends no conditions with a multipart upload: refuse rather than
 	 * drop them silently. */
-	if (opts && (opts->if_match || opts->if_none_match) && size > 0 &&
-	    size >= e->cfg.multipart_threshold)
+	if (opts && (opts->if_match || opts->if_none_match) && upload_in_parts(e, size))
 		return -EINVAL;
 	return 0;
 }

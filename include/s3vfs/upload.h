@@ -33,7 +33,7 @@ struct stats;
 struct upload_engine;
 
 struct upload_config {
-	uint64_t multipart_threshold; /* default 64 MiB */
+	uint64_t multipart_threshold; /* default 16 MiB, the part size */
 	uint64_t part_size;	      /* default 16 MiB (>= 5 MiB) */
 	int parallel;		      /* parts in flight per file; default 4 */
 	long retry_interval_ms;	      /* background retry period; default 5000 */

@@ -30,11 +30,12 @@ def test_parts_are_sent_while_the_file_is_written(s3vfs_mount, s3, bucket):
     os.listdir(m.path)
     fd = os.open(m.path / "s", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, data[:24 * MIB])
-        # three parts of 8 MiB are on their way before anything is closed
+        os.write(fd, data[:24 * MIB + 1])
+        # three parts of 8 MiB are on their way before anything is closed (a part goes
+        # once the writer is past it)
         wait_until(lambda: m.stats()["requests"]["mpu_part"] >= 3, 60, "parts in flight")
         assert m.stats()["requests"]["mpu_create"] == 1
-        os.write(fd, data[24 * MIB:])
+        os.write(fd, data[24 * MIB + 1:])
     finally:
         os.close(fd)
     r = m.stats()["requests"]
@@ -76,6 +77,24 @@ def test_the_writer_never_waits_for_the_parts(s3vfs_mount, s3, bucket, proxy):
     got = s3.get_object(Bucket=bucket, Key="s")
     assert hashlib.sha256(got["Body"].read()).digest() == hashlib.sha256(data).digest()
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_by_default_one_part_is_a_put_and_more_stream(s3vfs_mount, s3, bucket):
+    """Defaults: parts of 16 MiB, and the threshold is the part size: a file of one part is
+    one PUT; one byte more and the first part leaves as soon as the writer is past it."""
+    m = s3vfs_mount(bucket)
+    os.listdir(m.path)
+    data = random.Random(8).randbytes(16 * MIB + 1)
+    for name, n in (("one", 16 * MIB), ("two", 16 * MIB + 1)):
+        before = m.stats()["requests"]
+        (m.path / name).write_bytes(data[:n])
+        r = m.stats()["requests"]
+        d = {k: r[k] - before[k] for k in ("put", "mpu_create", "mpu_part", "mpu_complete")}
+        want = {"put": 1, "mpu_create": 0, "mpu_part": 0, "mpu_complete": 0} if n == 16 * MIB \
+            else {"put": 0, "mpu_create": 1, "mpu_part": 2, "mpu_complete": 1}
+        assert d == want, (name, d)
+        got = s3.get_object(Bucket=bucket, Key=name)["Body"].read()
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data[:n]).digest()
 
 
 def test_a_multipart_object_gets_the_type_of_a_single_put(s3vfs_mount, s3, bucket):

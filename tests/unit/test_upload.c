@@ -320,7 +320,7 @@ static void test_config(void)
 	char staging[4096];
 
 	upload_config_default(&c);
-	CHECK_INT(c.multipart_threshold, 64 * MIB);
+	CHECK_INT(c.multipart_threshold, 16 * MIB);
 	CHECK_INT(c.part_size, 16 * MIB);
 	CHECK_INT(c.parallel, 4);
 	CHECK_INT(c.retry_interval_ms, 5000);
