@@ -765,21 +765,7 @@ class Bench:
         if 1 in P:
             def p1():
                 mark = self.begin(t)
-                fd = os.open(self.src, os.O_RDONLY)
-                try:
-                    with open(big, "wb", buffering=0) as f:
-                        while True:
-                            chunk = os.read(fd, MIB)
-                            if not chunk:
-                                break
-                            f.write(chunk)
-                    t_close = time.monotonic() - mark["t0"]
-                finally:
-                    os.close(fd)
-                if not t.closes_durably:
-                    wait_until(lambda: self._size_in_s3(t.bucket, "big.bin") == cfg.size,
-                               cfg.phase_timeout, "the object in S3", 0.05)
-                wall = time.monotonic() - mark["t0"]
+                t_close, wall = self.write_big(t, "big.bin", mark["t0"])
                 req = self.end(t, mark, t.bucket, proxied(1))
                 self.record(t.name, "1", wall_s=wall, close_s=t_close,
                             mib_s=cfg.size / MIB / wall, **req)
@@ -985,6 +971,58 @@ class Bench:
                                          "by_process": t.rss}
 
     # --- phase 10: nginx from the mount vs from local disk ---
+
+    def write_big(self, t: Target, name: str, t0: float) -> tuple[float, float]:
+        """Phase 1's write of the source file to name in t's mount, 1 MiB at a time: the
+        seconds from t0 until close returned, and until the object is in S3 (the same for a
+        filesystem whose close means stored)."""
+        fd = os.open(self.src, os.O_RDONLY)
+        try:
+            with open(t.mnt / name, "wb", buffering=0) as f:
+                while True:
+                    chunk = os.read(fd, MIB)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+            t_close = time.monotonic() - t0
+        finally:
+            os.close(fd)
+        if not t.closes_durably:
+            wait_until(lambda: self._size_in_s3(t.bucket, name) == self.cfg.size,
+                       self.cfg.phase_timeout, "the object in S3", 0.05)
+        return t_close, time.monotonic() - t0
+
+    def run_pairs(self, t: Target, n: int) -> None:
+        """--pairs N: N times, a raw curl PUT and GET of the source (one each) right
+        before phase 1's write through t (fresh mount) and phase 2's cold read of what it
+        wrote: each pair's ratio is taken seconds apart, so the machine's drift between the
+        two sides is as small as it can be on a shared machine. Their medians go into the
+        targets, next to the single run's."""
+        ratios = {"write": [], "read": []}
+        try:
+            for i in range(n):
+                raw = self.raw_put_get(1, with_proxy=False)
+                name = f"pair-{i}.bin"
+                t.ensure(False, fresh=True)
+                _, w = bounded(lambda: self.write_big(t, name, time.monotonic()),
+                               self.cfg.phase_timeout, f"pair {i}: write")
+                t.ensure(False, fresh=True)
+                t0 = time.monotonic()
+                got = bounded(lambda: read_file(t.mnt / name), self.cfg.phase_timeout,
+                              f"pair {i}: read")
+                r = time.monotonic() - t0
+                if got != self.cfg.size:
+                    raise BenchError(f"pair {i}: read {got} bytes, want {self.cfg.size}")
+                ratios["write"].append(raw["put"][0] / w)
+                ratios["read"].append(raw["get"][0] / r)
+                log(f"{t.name} pair {i}: write {100 * ratios['write'][-1]:.0f}% of raw, "
+                    f"read {100 * ratios['read'][-1]:.0f}% of raw")
+                os.unlink(t.mnt / name)
+        except BaseException as e:  # noqa: BLE001 — recorded, the run goes on
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            self.notes.append(f"{t.name} pairs: {e}")
+        self.results[(t.name, "pairs")] = {"target": t.name, "row": "pairs", **ratios}
 
     def nginx_wrk(self, root: Path, row: str, name: str, before_wrk=None) -> tuple[dict, object]:
         """Start nginx on root (the config of row: 10 plain, 10b with open_file_cache), warm
@@ -1242,6 +1280,8 @@ class Bench:
                     "target": "raw", "row": "before-" + name,
                     **{k: self.cfg.size / MIB / v[0] for k, v in sm.items()}}
             self.run_target(t)
+            if self.args.pairs and "raw" in self.targets:
+                self.run_pairs(t, self.args.pairs)
         except BaseException as e:  # noqa: BLE001
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -1413,6 +1453,12 @@ class Bench:
                     text += (f", {100 * s / near:.0f}% of {near:.0f} MiB/s (raw right before "
                              f"s3vfs's phases)")
                 line(s >= 0.85 * max(raw, near or 0), text)
+            pairs = (R(("s3vfs", "pairs")) or {}).get("write" if row == "1" else "read")
+            if pairs:
+                med = statistics.median(pairs)
+                line(med >= 0.85, f"{what} ≥ 85% of raw, paired (median of {len(pairs)} pairs "
+                     f"of a raw curl right before the filesystem, --pairs): {100 * med:.0f}% "
+                     f"(each: {', '.join(f'{100 * x:.0f}%' for x in pairs)})")
             if s is not None and peers:
                 ahead = all(v is None or s > v for v in peers.values())
                 line(ahead, f"{what} ahead of " + ", ".join(
@@ -1576,6 +1622,9 @@ def parse_args(argv=None):
     ap.add_argument("--workdir", default="/tmp",
                     help="where the temporary directory goes (on disk: RGW needs O_DIRECT)")
     ap.add_argument("--keep", action="store_true", help="keep the logs in the work dir")
+    ap.add_argument("--pairs", type=int, default=0, metavar="N",
+                    help="after each filesystem's phases, N pairs of (raw PUT+GET, write and "
+                    "cold read through the mount): the median ratio goes into the targets")
     ap.add_argument("--s3vfs-opts", default="", help="extra -o options for s3vfs")
     ap.add_argument("--s3fs-opts", default="", help="extra -o options for s3fs")
     ap.add_argument("--rclone-opts", default="", help="extra arguments for rclone mount")
