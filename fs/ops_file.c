@@ -489,8 +489,10 @@ void fs_file_opened(struct s3vfs *fs, struct fs_file *f, struct fuse_file_info *
 	 * out a file) sends its bytes straight from the writer's buffer: no
 	 * copy into the kernel's page cache of the file, which nothing would
 	 * read (readers on other descriptors have the range invalidated by the
-	 * kernel). Such a descriptor cannot be mmap(2)ed anyway. */
-	fi->direct_io = (fi->flags & O_ACCMODE) == O_WRONLY;
+	 * kernel). Such a descriptor cannot be mmap(2)ed anyway. (Set, never
+	 * cleared: a chain's .head is direct_io for every descriptor.) */
+	if ((fi->flags & O_ACCMODE) == O_WRONLY)
+		fi->direct_io = 1;
 }
 
 static struct fs_file *fh(struct fuse_file_info *fi)
