@@ -970,7 +970,7 @@ class Bench:
         self.results[(t.name, "rss")] = {"target": t.name, "row": "rss", "peak_rss": rss,
                                          "by_process": t.rss}
 
-    # --- phase 10: nginx from the mount vs from local disk ---
+    # --- phases 1 and 2 again, paired with the raw ceiling (--pairs) ---
 
     def write_big(self, t: Target, name: str, t0: float) -> tuple[float, float]:
         """Phase 1's write of the source file to name in t's mount, 1 MiB at a time: the
@@ -1023,6 +1023,8 @@ class Bench:
                 raise
             self.notes.append(f"{t.name} pairs: {e}")
         self.results[(t.name, "pairs")] = {"target": t.name, "row": "pairs", **ratios}
+
+    # --- phase 10: nginx from the mount vs from local disk ---
 
     def nginx_wrk(self, root: Path, row: str, name: str, before_wrk=None) -> tuple[dict, object]:
         """Start nginx on root (the config of row: 10 plain, 10b with open_file_cache), warm
